@@ -1,0 +1,7 @@
+"""lit_vision: configurable, reproducible vision (and small tabular) experiments on Lightning + Hydra."""
+
+from lit_vision.config import register_resolvers
+
+__version__ = "0.1.0"
+
+register_resolvers()

@@ -1,0 +1,1 @@
+"""Plain torch.nn.Modules (usable without Lightning): MLPs, CNNs, ResNets, UNets, backbone factories."""

@@ -1,0 +1,1 @@
+"""LightningModules: one per task (classification, regression, segmentation) on a small shared base."""

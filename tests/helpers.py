@@ -1,0 +1,62 @@
+"""Helpers for tests: compose the project's Hydra config in-process and run train.py as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+import lit_vision  # noqa: F401  (registers the OmegaConf resolvers)
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = ROOT / "conf"
+TRAIN_PY = ROOT / "train.py"
+
+
+def compose_cfg(overrides: Sequence[str] = (), output_dir: Path | None = None) -> DictConfig:
+    """Compose conf/train.yaml with ``overrides`` as train.py would, outside a Hydra run.
+
+    The Hydra node is kept (so ``${hydra:...}`` resolves) and ``paths.output_dir`` points at
+    ``output_dir`` when given.
+    """
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        cfg.paths.root_dir = str(ROOT)
+        if output_dir is not None:
+            cfg.paths.output_dir = str(output_dir)
+    return cfg
+
+
+def without_hydra(cfg: DictConfig) -> DictConfig:
+    """The config as the task function sees it (no ``hydra`` node)."""
+    cfg = cfg.copy()
+    with open_dict(cfg):
+        cfg.pop("hydra", None)
+    return cfg
+
+
+def run_train_py(
+    args: Sequence[str], cwd: Path | None = None, timeout: float = 600, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """Run ``python train.py ARGS`` in a subprocess; return the completed process (text output)."""
+    full_env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    full_env.pop("HYDRA_FULL_ERROR", None)  # tests see what a user sees unless they ask for more
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, str(TRAIN_PY), *args],
+        cwd=cwd or ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
