@@ -16,8 +16,9 @@ help:  ## list the targets
 # Re-installs only when pyproject.toml is newer than the stamp.
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --upgrade --quiet pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	@# pip's "Location ... is ignored" lines come from this machine's pip config, not from the project.
+	@set -o pipefail; $(PY) -m pip install --upgrade --quiet pip 2>&1 | { grep -v "is ignored: it is neither" || true; }
+	@set -o pipefail; $(PY) -m pip install --quiet -e ".[dev]" 2>&1 | { grep -v "is ignored: it is neither" || true; }
 	@touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install lit_vision with its dev tools (idempotent)

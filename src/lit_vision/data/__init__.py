@@ -1,0 +1,1 @@
+"""LightningDataModules, dataset readers and transform builders (one file per data family)."""
