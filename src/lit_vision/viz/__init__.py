@@ -1,0 +1,1 @@
+"""Pictures made from model outputs (segmentation masks and overlays), reusable outside training."""

@@ -1,0 +1,141 @@
+"""Pictures of segmentation masks: palette PNGs, blended overlays, and image | truth | prediction panels.
+
+The tutorial's two outputs per image are a palette ('P' mode) PNG of the predicted mask and the photo
+blended 70/30 with the coloured mask (``PIL.Image.blend(photo, mask, 0.3)``), both at the photo's own
+size. :func:`write_segmentation_outputs` writes exactly those from a photo and a mask;
+:func:`probs_to_mask` turns a network's class probabilities into a mask at any size (probabilities are
+resized bilinearly first, so the mask edge stays smooth when upscaled).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from lit_vision.data.segmentation.labels import voc_colormap
+
+DEFAULT_ALPHA = 0.3  # the mask's share in the tutorial's blend (the photo keeps 70 %)
+
+
+def palette(colours: Sequence[Sequence[int]] | np.ndarray | None = None) -> np.ndarray:
+    """A full 256-entry RGB palette: ``colours`` for the first classes, the VOC colour map after them."""
+    full = voc_colormap(256)
+    if colours is not None:
+        given = np.asarray(colours, dtype=np.uint8).reshape(-1, 3)
+        full[: len(given)] = given
+    return full
+
+
+def to_mask_array(mask: np.ndarray | torch.Tensor) -> np.ndarray:
+    """A class-index mask as an ``(H, W)`` uint8 array."""
+    if isinstance(mask, torch.Tensor):
+        mask = mask.detach().cpu().numpy()
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise ValueError(f"a mask must be (H, W), got shape {mask.shape}")
+    return mask.astype(np.uint8)
+
+
+def mask_to_image(
+    mask: np.ndarray | torch.Tensor, colours: Sequence[Sequence[int]] | None = None
+) -> Image.Image:
+    """A 'P' mode PIL image whose pixel values are the class indices and whose palette colours them."""
+    image = Image.fromarray(to_mask_array(mask))  # 'L'; putpalette turns it into 'P', values unchanged
+    image.putpalette(palette(colours).flatten().tolist())
+    return image
+
+
+def colorize(mask: np.ndarray | torch.Tensor, colours: Sequence[Sequence[int]] | None = None) -> np.ndarray:
+    """``(H, W, 3)`` uint8 RGB picture of a class-index mask."""
+    return palette(colours)[to_mask_array(mask)]
+
+
+def resize_mask(mask: np.ndarray | torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize of a mask to ``size = (height, width)`` (class values are never mixed)."""
+    array = to_mask_array(mask)
+    if array.shape == tuple(size):
+        return array
+    return np.asarray(Image.fromarray(array).resize((size[1], size[0]), Image.Resampling.NEAREST))
+
+
+def blend(
+    image: Image.Image | np.ndarray,
+    mask: np.ndarray | torch.Tensor,
+    alpha: float = DEFAULT_ALPHA,
+    colours: Sequence[Sequence[int]] | None = None,
+) -> Image.Image:
+    """The photo blended with its coloured mask: ``(1 - alpha) * photo + alpha * colours`` (RGB).
+
+    The mask is resized (nearest) to the photo's size first.
+    """
+    photo = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image, dtype=np.uint8))
+    photo = photo.convert("RGB")
+    mask = resize_mask(mask, (photo.height, photo.width))
+    return Image.blend(photo, Image.fromarray(colorize(mask, colours)), float(alpha))
+
+
+def probs_to_mask(
+    probs: torch.Tensor, size: tuple[int, int] | None = None, threshold: float | None = None
+) -> np.ndarray:
+    """Class probabilities ``(C, h, w)`` -> uint8 mask ``(H, W)`` at ``size`` (default: unchanged).
+
+    With two classes and a ``threshold`` the foreground is ``p(class 1) > threshold``; otherwise argmax.
+    """
+    probs = probs.detach().float().cpu()
+    if probs.ndim != 3:
+        raise ValueError(f"probabilities must be (C, H, W), got shape {tuple(probs.shape)}")
+    if size is not None and tuple(size) != tuple(probs.shape[-2:]):
+        probs = F.interpolate(probs[None], size=tuple(size), mode="bilinear", align_corners=False)[0]
+    if threshold is not None and probs.shape[0] == 2:
+        return (probs[1] > threshold).to(torch.uint8).numpy()
+    return probs.argmax(dim=0).to(torch.uint8).numpy()
+
+
+def write_segmentation_outputs(
+    image: Image.Image | np.ndarray,
+    mask: np.ndarray | torch.Tensor,
+    out_dir: str | Path,
+    stem: str,
+    alpha: float = DEFAULT_ALPHA,
+    colours: Sequence[Sequence[int]] | None = None,
+) -> dict[str, Path]:
+    """Write ``<stem>.png`` (palette mask) and ``<stem>_overlay.png`` (blend) at the photo's size."""
+    photo = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image, dtype=np.uint8))
+    mask = resize_mask(mask, (photo.height, photo.width))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"mask": out_dir / f"{stem}.png", "overlay": out_dir / f"{stem}_overlay.png"}
+    mask_to_image(mask, colours).save(paths["mask"])
+    blend(photo, mask, alpha, colours).save(paths["overlay"])
+    return paths
+
+
+def comparison_panel(
+    image: np.ndarray,
+    target: np.ndarray | torch.Tensor | None,
+    prediction: np.ndarray | torch.Tensor,
+    alpha: float = DEFAULT_ALPHA,
+    colours: Sequence[Sequence[int]] | None = None,
+    gap: int = 2,
+) -> np.ndarray:
+    """One row ``image | ground truth | prediction | overlay of the prediction`` as ``(H, W', 3)`` uint8.
+
+    ``image`` is ``(H, W, 3)`` uint8; ignored target pixels keep the palette's ignore colour.
+    """
+    height, width = image.shape[:2]
+    tiles = [image]
+    if target is not None:
+        tiles.append(colorize(target, colours))
+    tiles += [colorize(prediction, colours), np.asarray(blend(image, prediction, alpha, colours))]
+    separator = np.full((height, gap, 3), 255, dtype=np.uint8)
+    row: list[np.ndarray] = []
+    for tile in tiles:
+        if row:
+            row.append(separator)
+        row.append(tile[:height, :width])
+    return np.concatenate(row, axis=1)
