@@ -1,0 +1,239 @@
+"""``predict()``: a checkpoint + image files (or a table) -> prediction files, through ``Trainer.predict``."""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import Callback, RichProgressBar
+
+from lit_vision.errors import UserError
+from lit_vision.inference.checkpoint import LoadedModel, load_model, require_keys
+from lit_vision.inference.data import PredictionDataModule, TablePredictionDataModule
+from lit_vision.inference.inputs import find_images
+from lit_vision.inference.predictor import Predictor
+from lit_vision.inference.preprocess import ImagePreprocessor
+from lit_vision.inference.writers import (
+    CSV_NAME,
+    ClassificationWriter,
+    CsvPredictionWriter,
+    ImageRegressionWriter,
+    SegmentationWriter,
+    TableWriter,
+)
+from lit_vision.reporting import quiet_known_noise
+from lit_vision.utils.io import write_json
+from lit_vision.utils.progress import progress_enabled
+
+log = logging.getLogger("lit_vision")
+
+SUMMARY_NAME = "predict.json"
+
+
+def build_trainer(settings: Mapping[str, Any] | None, out_dir: Path, callbacks: list[Callback]) -> L.Trainer:
+    """A Trainer for prediction from Trainer arguments (``_target_`` allowed, as in ``conf/trainer``):
+    no logger, no checkpointing, one device; a rich progress bar unless switched off."""
+    settings = dict(settings or {})
+    for key in ("callbacks", "logger", "enable_checkpointing", "enable_model_summary"):
+        settings.pop(key, None)  # set below: prediction keeps no logs or checkpoints
+    settings["default_root_dir"] = str(out_dir)
+    if settings.get("enable_progress_bar", True) and progress_enabled():
+        callbacks = [*callbacks, RichProgressBar()]
+    else:
+        settings["enable_progress_bar"] = False
+    extra = {
+        "callbacks": callbacks,
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_model_summary": False,
+    }
+    trainer = instantiate(settings, **extra) if "_target_" in settings else L.Trainer(**settings, **extra)
+    if trainer.world_size > 1:
+        raise UserError(
+            f"predict runs on one device (trainer.devices=1); this trainer spans {trainer.world_size} processes."
+        )
+    return trainer
+
+
+def image_writer(
+    model: LoadedModel,
+    images: list,
+    out_dir: Path,
+    top_k: int,
+    grid: int,
+    threshold: float | None,
+    alpha: float,
+) -> CsvPredictionWriter:
+    """The writer for ``model``'s kind of outputs."""
+    if model.kind == "classification":
+        return ClassificationWriter(
+            out_dir,
+            images,
+            model.class_names,
+            labels=model.data_info.get("folder_names"),
+            top_k=top_k,
+            grid=grid,
+            data_info=model.data_info,
+        )
+    if model.kind == "segmentation":
+        binary = bool(model.task.hparams.get("binary"))
+        if threshold is not None and not binary:
+            raise UserError(
+                "threshold= applies to binary segmentation models (one foreground class); this model has "
+                f"{len(model.class_names)} classes and predicts each pixel's most probable class."
+            )
+        if threshold is not None and not 0.0 < float(threshold) < 1.0:
+            raise UserError(f"threshold must be between 0 and 1, got {threshold}.")
+        used = float(threshold if threshold is not None else model.task.hparams.get("threshold", 0.5))
+        return SegmentationWriter(
+            out_dir,
+            images,
+            model.class_names,
+            threshold=used if binary else None,
+            alpha=alpha,
+            palette=model.data_info.get("palette"),
+        )
+    return ImageRegressionWriter(out_dir, images, target_names(model))
+
+
+def target_names(model: LoadedModel) -> list[str]:
+    """The regression model's target column names (``target``... when the data gave none)."""
+    names = model.data_info.get("target_names")
+    count = int(model.task.hparams.get("num_targets") or len(names or []) or 1)
+    if names and len(names) == count:
+        return [str(n) for n in names]
+    return ["target"] if count == 1 else [f"target_{i}" for i in range(count)]
+
+
+def is_tabular(model: LoadedModel) -> bool:
+    """Whether the model predicts from table rows (a tabular DataModule trained it)."""
+    return model.kind == "regression" and model.data_info.get("kind") == "tabular"
+
+
+def table_parts(
+    model: LoadedModel, source: str | Path, out_dir: Path, batch_size: int
+) -> tuple[TablePredictionDataModule, TableWriter]:
+    """``(datamodule, writer)`` for a CSV of rows, prepared exactly as training prepared its rows."""
+    from lit_vision.data.tabular import TabularPreprocessor, read_csv
+
+    path = Path(source).expanduser()
+    preprocessor = TabularPreprocessor.from_info(model.data_info)
+    if path.suffix.lower() != ".csv" or path.is_dir():
+        raise UserError(
+            f"input={source}: this model predicts from table rows; give a CSV file with the columns "
+            f"{', '.join(preprocessor.input_columns)}."
+        )
+    frame = read_csv(path, "input")
+    features = torch.from_numpy(preprocessor.transform(frame, f"input={path}"))
+    writer = TableWriter(out_dir, frame, target_names(model))
+    replaced = [c for c in writer.columns if c in frame.columns]
+    if replaced:
+        log.warning(
+            "input=%s already has column(s) %s; predictions.csv holds the new values.", path, replaced
+        )
+    return TablePredictionDataModule(features, model.data_info, batch_size), writer
+
+
+def image_parts(
+    model: LoadedModel,
+    source: str | Path,
+    out_dir: Path,
+    batch_size: int,
+    num_workers: int | None,
+    on_bad_image: str,
+    top_k: int,
+    grid: int,
+    threshold: float | None,
+    alpha: float,
+) -> tuple[PredictionDataModule, CsvPredictionWriter]:
+    """``(datamodule, writer)`` for image files, prepared as the checkpoint's eval pipeline did."""
+    require_keys(model, ("in_channels", "mean", "std"), "predicting from image files")
+    preprocess = ImagePreprocessor(model.data_info, model.kind)
+    images = find_images(source)
+    writer = image_writer(model, images, out_dir, top_k, grid, threshold, alpha)
+    datamodule = PredictionDataModule(
+        images, preprocess, model.data_info, batch_size, num_workers, on_bad_image
+    )
+    return datamodule, writer
+
+
+def predict(
+    ckpt: str | Path,
+    input: str | Path,
+    out: str | Path = "predictions",
+    *,
+    batch_size: int = 64,
+    num_workers: int | None = None,
+    top_k: int = 5,
+    tta: bool = False,
+    threshold: float | None = None,
+    alpha: float = 0.3,
+    grid: int = 16,
+    on_bad_image: str = "error",
+    channels_last: bool | str = "auto",
+    trainer: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Predict every input with the checkpoint's model and write the results under ``out``.
+
+    Args:
+        ckpt: a lit_vision checkpoint (everything needed is read from it).
+        input: an image file, a folder of images, or a CSV (see :mod:`lit_vision.inference.inputs`).
+        out: output folder (created; files of an earlier prediction there are replaced).
+        batch_size / num_workers: prediction batches; workers decode files (None: 0 for small inputs).
+        top_k: classes per image in the classification CSV.
+        tta: average with the horizontally flipped input.
+        threshold: binary segmentation: foreground where p > threshold (default: the model's).
+        alpha: the mask's share in segmentation overlays.
+        grid: images in the classification grid picture (0: none).
+        on_bad_image: ``error`` (default) or ``skip`` unreadable files.
+        channels_last: run conv nets channels-last (``auto``: when the net has 2-D convolutions).
+        trainer: Trainer arguments (``accelerator``, ``precision``, ``devices``...).
+
+    Returns the summary also written to ``out/predict.json``: task, counts, output files, seconds.
+    """
+    start = time.perf_counter()
+    quiet_known_noise()
+    model = load_model(ckpt)
+    out_dir = Path(out).expanduser()
+    if model.kind != "classification" and int(top_k) != 5:
+        log.info("top_k applies to classification; ignored for a %s model.", model.kind)
+    given = Path(input).expanduser()
+    if given.is_file() and given.resolve() == (out_dir / CSV_NAME).resolve():
+        raise UserError(f"input={input} would be overwritten by the predictions: choose another out= folder.")
+    if is_tabular(model):
+        if tta:
+            raise UserError("tta=true mirrors images; this model predicts from table rows (leave tta false).")
+        datamodule, writer = table_parts(model, input, out_dir, batch_size)
+    else:
+        datamodule, writer = image_parts(
+            model, input, out_dir, batch_size, num_workers, on_bad_image, top_k, grid, threshold, alpha
+        )
+    runner = build_trainer(trainer, out_dir, [writer])
+    with warnings.catch_warnings():
+        # Decoding in the main process is a deliberate choice for small inputs.
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        predictor = Predictor(model.task, model.kind, tta, channels_last)
+        runner.predict(predictor, datamodule=datamodule, return_predictions=False)
+    seconds = time.perf_counter() - start
+    summary = {
+        "checkpoint": str(model.path),
+        "task": model.kind,
+        "input": str(input),
+        "count": writer.written,
+        "skipped": [path for path, _ in datamodule.skipped],
+        "tta": bool(tta),
+        "precision": str(runner.precision),
+        "accelerator": type(runner.accelerator).__name__,
+        "outputs": writer.outputs(),
+        "seconds": round(seconds, 3),
+    }
+    write_json(out_dir / SUMMARY_NAME, summary)
+    log.info("Predicted %d inputs in %.1fs; results in %s", writer.written, seconds, out_dir)
+    return summary
