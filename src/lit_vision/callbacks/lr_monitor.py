@@ -1,0 +1,31 @@
+"""Lightning's LearningRateMonitor, made safe for runs without a logger (``logger=none``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import LearningRateMonitor as LightningLearningRateMonitor
+from lightning.pytorch.utilities import rank_zero_warn
+
+
+class LearningRateMonitor(LightningLearningRateMonitor):
+    """Logs ``lr-<Optimizer>/<param group>`` like Lightning's; with no logger configured it warns once and
+    stays idle instead of stopping the run with an error."""
+
+    _idle = False
+
+    def on_train_start(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
+        self._idle = not trainer.loggers
+        if self._idle:
+            rank_zero_warn("LearningRateMonitor has no logger to write to (logger=none); it stays idle.")
+            return
+        super().on_train_start(trainer, *args, **kwargs)
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
+        if not self._idle:
+            super().on_train_batch_start(trainer, *args, **kwargs)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
+        if not self._idle:
+            super().on_train_epoch_start(trainer, *args, **kwargs)
