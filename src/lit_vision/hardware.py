@@ -1,0 +1,80 @@
+"""Speed defaults chosen from the hardware: mixed precision and memory layout.
+
+- ``trainer.precision`` defaults to ``${auto_precision:${trainer.accelerator}}``: ``bf16-mixed`` where the
+  device computes bf16 natively (a CUDA GPU with bf16 support; a CPU with AVX-512 BF16 or AMX), else
+  ``32-true``. Elsewhere bf16 is emulated and many times slower than float32 (measured on an AVX2-only
+  CPU: 7-25x for convolution nets; see the ``precision`` benchmark). Any explicit value overrides it.
+- ``model.channels_last: auto`` stores convolution nets in NHWC where that layout is the fast one: on CPUs
+  (oneDNN's convolution and pooling kernels are NHWC-native) and on GPUs under 16/bf16 precision (tensor
+  cores); not for nets without 2-D convolutions, and not for float32 on a GPU.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import torch
+from torch import nn
+
+AUTO = "auto"
+
+
+@functools.cache
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX-512 BF16 or AMX tiles), as torch reports it."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    for name in checks:
+        probe = getattr(torch.cpu, name, None)
+        try:
+            if probe is not None and probe():
+                return True
+        except RuntimeError:  # an unsupported query on this build
+            continue
+    return False
+
+
+def cuda_has_native_bf16() -> bool:
+    """Whether the current CUDA device supports bf16 natively (Ampere or newer)."""
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
+
+
+def accelerator_kind(accelerator: Any) -> str:
+    """``cuda``, ``cpu`` or ``other`` for a Trainer ``accelerator`` value (``auto`` picks CUDA when present)."""
+    name = str(getattr(accelerator, "name", accelerator) or AUTO).lower()
+    if name in ("gpu", "cuda") or (name == AUTO and torch.cuda.is_available()):
+        return "cuda"
+    if name in ("cpu", AUTO):
+        return "cpu"
+    return "other"
+
+
+def auto_precision(accelerator: Any = AUTO) -> str:
+    """The precision ``trainer.precision`` resolves to by default for ``accelerator``."""
+    kind = accelerator_kind(accelerator)
+    if kind == "cuda" and cuda_has_native_bf16():
+        return "bf16-mixed"
+    if kind == "cpu" and cpu_has_native_bf16():
+        return "bf16-mixed"
+    return "32-true"
+
+
+def has_conv2d(net: nn.Module) -> bool:
+    """Whether ``net`` contains a 2-D convolution (the layers the NHWC layout speeds up)."""
+    return any(isinstance(m, nn.Conv2d) for m in net.modules())
+
+
+def wants_channels_last(
+    setting: bool | str | None, net: nn.Module, device: torch.device, precision: Any
+) -> bool:
+    """Resolve ``model.channels_last`` (true / false / ``auto``) for ``net`` trained on ``device``."""
+    if isinstance(setting, str) and setting.lower() != AUTO:
+        raise ValueError(f"channels_last must be true, false or 'auto', got {setting!r}")
+    if not isinstance(setting, str):
+        return bool(setting)
+    if not has_conv2d(net):
+        return False
+    if device.type == "cpu":
+        return True
+    half = any(tag in str(precision) for tag in ("16", "bf16"))
+    return device.type == "cuda" and half

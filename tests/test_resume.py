@@ -1,0 +1,218 @@
+"""Resuming and evaluating: a run killed mid-epoch by SIGTERM resumes to the same final metrics as an
+uninterrupted run; data loaders resume their position; checkpoints evaluate on their own."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
+from omegaconf import OmegaConf
+
+from lit_vision.data.digits import DigitsDataModule
+from lit_vision.data.resumable import EpochSampler
+from lit_vision.run import train
+from tests.helpers import ROOT, TRAIN_PY, compose_cfg, run_train_py, without_hydra
+
+# Values that legitimately differ between two runs of the same experiment.
+VOLATILE = {"fit_seconds", "test_seconds", "output_dir", "best_model_path"}
+
+TINY = [
+    "trainer.max_epochs=2",
+    "trainer.limit_train_batches=4",
+    "trainer.limit_val_batches=2",
+    "trainer.num_sanity_val_steps=0",
+    "trainer.enable_model_summary=false",
+    "callbacks=[model_checkpoint]",
+    "logger=none",
+]
+
+
+def comparable(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if k not in VOLATILE}
+
+
+# ------------------------------------------------------------------ data position
+def labels_of(loader) -> list[list[int]]:
+    return [labels.tolist() for _, labels in loader]
+
+
+def test_loader_resumes_its_position_within_the_same_epoch_only():
+    dm = DigitsDataModule(batch_size=64, split_seed=3)
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    loader.sampler.set_epoch(2)
+    full = labels_of(loader)
+    assert loader.state_dict() == {"epoch": 2, "batches": len(full)}
+
+    resumed = dm.train_dataloader()
+    resumed.load_state_dict({"epoch": 2, "batches": 5})
+    resumed.sampler.set_epoch(2)
+    assert len(resumed) == len(full)  # Lightning sizes the epoch; only the first pass skips
+    assert labels_of(resumed) == full[5:]
+    assert labels_of(resumed) == full  # the next pass is a whole epoch again
+
+    next_epoch = dm.train_dataloader()
+    next_epoch.load_state_dict({"epoch": 2, "batches": len(full)})  # saved at the end of epoch 2
+    next_epoch.sampler.set_epoch(3)
+    assert len(labels_of(next_epoch)) == len(full)
+
+
+def test_each_ddp_rank_gets_its_own_shard_of_the_epoch():
+    sampler = EpochSampler(101, shuffle=True, seed=7)
+    shards = []
+    for rank in range(2):
+        wrapped = DistributedSamplerWrapper(sampler, num_replicas=2, rank=rank, shuffle=True, seed=0)
+        wrapped.set_epoch(4)
+        shards.append(list(wrapped))
+    assert sampler.epoch == 4  # the epoch reaches the inner sampler
+    assert len(shards[0]) == len(shards[1]) == 51  # padded to equal length
+    assert set(shards[0]) | set(shards[1]) == set(range(101))
+    assert len(set(shards[0]) & set(shards[1])) <= 1  # only the padding repeats
+
+
+# ------------------------------------------------------------------ evaluate only
+def test_train_false_evaluates_a_checkpoint_and_rebuilds_the_task_from_it(tmp_path):
+    run = tmp_path / "run"
+    metrics, _ = train(without_hydra(compose_cfg([*TINY, "model.net.channels=[8,16]"], output_dir=run)))
+    best = metrics["best_model_path"]
+    checkpoint = torch.load(best, weights_only=False)
+    assert checkpoint["task_class"] == "lit_vision.tasks.classification.ClassificationTask"
+
+    # The default model config (channels [16, 32]) is not used: the checkpoint says what it holds.
+    evaluated, _ = train(
+        without_hydra(
+            compose_cfg(["train=false", f"ckpt_path='{best}'", "logger=none"], output_dir=tmp_path / "eval")
+        )
+    )
+    assert evaluated["status"] == "completed"
+    assert evaluated["test/acc"] == pytest.approx(metrics["test/acc"], abs=1e-6)
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["test/acc"] == evaluated["test/acc"]
+
+
+def test_resuming_with_another_model_names_the_mismatching_weights(tmp_path):
+    from lit_vision.errors import UserError
+
+    metrics, _ = train(without_hydra(compose_cfg(TINY, output_dir=tmp_path / "run")))
+    cfg = compose_cfg(
+        [*TINY, "model.net.channels=[8,16]", f"ckpt_path='{metrics['best_model_path']}'"],
+        output_dir=tmp_path / "b",
+    )
+    with pytest.raises(
+        UserError, match=r"net\.features\.0\.weight \(16, 1, 5, 5\) in the checkpoint vs \(8, 1, 5, 5\)"
+    ):
+        train(without_hydra(cfg))
+
+
+@pytest.mark.slow
+def test_evaluate_module_uses_the_runs_own_data_options(tmp_path):
+    run = tmp_path / "run"
+    proc = run_train_py([*TINY, "data.val_fraction=0.3", f"hydra.run.dir={run}"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    trained = json.loads((run / "metrics.json").read_text())
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lit_vision.evaluate",
+            f"ckpt={trained['best_model_path']}",
+            f"hydra.run.dir={tmp_path / 'ev'}",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    evaluated = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert evaluated["test/acc"] == pytest.approx(trained["test/acc"], abs=1e-6)
+    overrides = OmegaConf.load(tmp_path / "ev" / ".hydra" / "overrides.yaml")
+    assert "data.val_fraction=0.3" in overrides and overrides[-1] == "train=false"
+
+
+# ------------------------------------------------------------------ reproducibility
+def test_two_deterministic_runs_give_identical_metrics(tmp_path):
+    runs = []
+    for name in ("a", "b"):
+        cfg = compose_cfg([*TINY, "seed=7", "trainer.deterministic=true"], output_dir=tmp_path / name)
+        runs.append(comparable(train(without_hydra(cfg))[0]))
+    assert runs[0] == runs[1]
+    assert runs[0]["global_step"] == 8 and 0 < runs[0]["test/acc"] <= 1
+    other = compose_cfg([*TINY, "seed=8", "trainer.deterministic=true"], output_dir=tmp_path / "c")
+    assert comparable(train(without_hydra(other))[0]) != runs[0]  # the seed matters
+
+
+# ------------------------------------------------------------------ SIGTERM and resume
+RESUME_RUN = [
+    "trainer.max_epochs=3",
+    "data.batch_size=8",
+    "seed=3",
+    "trainer.deterministic=true",
+    "trainer.enable_model_summary=false",
+    "callbacks=[model_checkpoint]",
+    "logger=none",
+]
+
+
+def _sigterm_during_second_epoch(run: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    proc = subprocess.Popen(
+        [sys.executable, str(TRAIN_PY), *RESUME_RUN, f"hydra.run.dir={run}"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if list((run / "checkpoints").glob("epoch000*.ckpt")):
+            time.sleep(0.5)  # well inside epoch 1
+            proc.send_signal(signal.SIGTERM)
+            break
+        time.sleep(0.05)
+    out, _ = proc.communicate(timeout=300)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, "")
+
+
+@pytest.mark.slow
+def test_sigterm_mid_epoch_then_resume_reaches_the_uninterrupted_metrics(tmp_path):
+    reference = run_train_py([*RESUME_RUN, f"hydra.run.dir={tmp_path / 'reference'}"])
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    expected = comparable(json.loads((tmp_path / "reference" / "metrics.json").read_text()))
+    steps_per_epoch = expected["global_step"] // 3
+
+    run = tmp_path / "run"
+    for _attempt in range(3):
+        killed = _sigterm_during_second_epoch(run)
+        assert killed.returncode == 143, killed.stdout[-3000:]
+        partial = json.loads((run / "metrics.json").read_text())
+        if partial["global_step"] % steps_per_epoch:  # stopped mid-epoch, as intended
+            break
+        import shutil
+
+        shutil.rmtree(run)
+    assert partial["status"] == "interrupted" and partial["epochs"] == 1
+    assert partial["global_step"] % steps_per_epoch != 0
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    command = f"python train.py ckpt_path={run / 'checkpoints' / 'last.ckpt'}"
+    assert command in " ".join(killed.stdout.split())
+
+    # `python train.py ckpt_path=...` alone: the run's overrides come from its folder.
+    resumed = run_train_py([f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    final = json.loads((run / "metrics.json").read_text())  # the same folder
+    assert final["status"] == "completed"
+    assert comparable(final) == expected
+    assert list((run / ".hydra").glob("resume-*/overrides.yaml"))
+    assert "seed=3" in OmegaConf.load(run / ".hydra" / "overrides.yaml")

@@ -1,0 +1,112 @@
+"""Precision, memory layout, torch.compile and multi-process DDP on CPU, through the normal config path."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import lightning as L
+import pytest
+import torch
+from omegaconf import open_dict
+
+from lit_vision.run import train
+from tests.helpers import compose_cfg, run_train_py, without_hydra
+
+TINY = [
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=3",
+    "trainer.limit_val_batches=2",
+    "trainer.limit_test_batches=2",
+    "trainer.num_sanity_val_steps=0",
+    "trainer.enable_model_summary=false",
+    "callbacks=[model_checkpoint]",
+    "logger=none",
+]
+
+
+class NetProbe(L.Callback):
+    """Records what the net sees and holds during training (dtypes, memory layout, compilation)."""
+
+    seen: dict = {}
+
+    def on_train_start(self, trainer, pl_module):
+        NetProbe.seen = {
+            "precision": trainer.precision,
+            "weight_dtype": next(pl_module.net.parameters()).dtype,
+            "compiled": getattr(pl_module.net, "_compiled_call_impl", None) is not None,
+            "conv_channels_last": pl_module.net.features[0].weight.is_contiguous(
+                memory_format=torch.channels_last
+            ),
+        }
+
+        def record(module, inputs, output):
+            NetProbe.seen["output_dtype"] = output.dtype
+
+        pl_module.net.register_forward_hook(record)
+
+
+def run_with_probe(tmp_path, *overrides: str) -> dict:
+    cfg = without_hydra(compose_cfg([*TINY, *overrides], output_dir=tmp_path))
+    with open_dict(cfg):
+        cfg.callbacks.probe = {"_target_": f"{__name__}.NetProbe"}
+    metrics, _ = train(cfg)
+    assert metrics["status"] == "completed"
+    assert math.isfinite(metrics["test/loss"]) and 0 <= metrics["test/acc"] <= 1
+    return dict(NetProbe.seen)
+
+
+def test_bf16_mixed_precision_runs_on_cpu(tmp_path):
+    seen = run_with_probe(tmp_path, "trainer.accelerator=cpu", "trainer.precision=bf16-mixed")
+    assert seen["precision"] == "bf16-mixed"
+    assert seen["weight_dtype"] == torch.float32 and seen["output_dtype"] == torch.bfloat16  # autocast
+
+
+def test_bf16_true_precision_runs_on_cpu(tmp_path):
+    seen = run_with_probe(tmp_path, "trainer.accelerator=cpu", "trainer.precision=bf16-true")
+    assert seen["weight_dtype"] == torch.bfloat16 and seen["output_dtype"] == torch.bfloat16
+
+
+def test_channels_last_option(tmp_path):
+    seen = run_with_probe(tmp_path, "model.channels_last=true")
+    assert seen["conv_channels_last"] and not seen["compiled"]
+
+
+@pytest.mark.slow
+def test_compile_option_compiles_the_net_and_trains(tmp_path):
+    seen = run_with_probe(tmp_path, "model.compile=true", "model.channels_last=true")
+    assert seen["compiled"] and seen["conv_channels_last"]
+    checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)
+    assert not any("_orig_mod" in k for k in checkpoint["state_dict"])  # loads without compile too
+
+
+@pytest.mark.slow
+def test_ddp_on_cpu_with_two_processes(tmp_path):
+    args = ["trainer.max_epochs=2", "trainer.limit_val_batches=3", "trainer.limit_test_batches=3"]
+    single = run_train_py([*args, f"hydra.run.dir={tmp_path / 'single'}"])
+    assert single.returncode == 0, single.stderr[-3000:]
+    ddp = run_train_py([*args, "trainer=ddp_cpu", f"hydra.run.dir={tmp_path / 'ddp'}"])
+    assert ddp.returncode == 0, ddp.stdout[-2000:] + ddp.stderr[-3000:]
+    one = json.loads((tmp_path / "single" / "metrics.json").read_text())
+    two = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
+    assert set(one) == set(two)
+    assert two["status"] == "completed" and math.isfinite(two["val/loss"])
+    # each of the 2 processes trains on its own half of every epoch (1257 images, batches of 64):
+    # 20 steps per epoch in one process, 10 in each of two
+    assert (one["global_step"], two["global_step"]) == (40, 20)
+    # written once, by rank 0: one best checkpoint + last.ckpt; the second process only logs
+    assert len(list((tmp_path / "ddp" / "checkpoints").glob("epoch*.ckpt"))) == 1
+    assert (tmp_path / "ddp" / "train_ddp_process_1.log").is_file()
+    assert "Outputs:" not in (tmp_path / "ddp" / "train_ddp_process_1.log").read_text()
+
+
+@pytest.mark.slow
+def test_ddp_inside_a_local_sweep_starts_the_processes_of_each_job(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = run_train_py(["-m", "trainer=ddp_cpu", "seed=1,2", *TINY, f"hydra.sweep.dir={sweep}"])
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert proc.stdout.count("Launching 2 jobs locally") == 1  # the extra process did not restart the sweep
+    for job in ("0", "1"):
+        metrics = json.loads((sweep / job / "metrics.json").read_text())
+        assert metrics["status"] == "completed" and metrics["global_step"] == 3  # limit_train_batches=3
+        assert (sweep / job / "train_ddp_process_1.log").is_file()
