@@ -17,10 +17,19 @@ def slug(text: str) -> str:
     return re.sub(r"[^0-9A-Za-z.=-]+", "_", str(text)).strip("_")
 
 
+def auto_precision(accelerator: str = "auto") -> str:
+    """``${auto_precision:<accelerator>}``: the default ``trainer.precision`` (see lit_vision.hardware)."""
+    from lit_vision.hardware import auto_precision as resolve  # imports torch: only when resolved
+
+    return resolve(accelerator)
+
+
 def register_resolvers() -> None:
     """Register lit_vision's OmegaConf resolvers (idempotent)."""
     if not OmegaConf.has_resolver("slug"):
         OmegaConf.register_new_resolver("slug", slug)
+    if not OmegaConf.has_resolver("auto_precision"):
+        OmegaConf.register_new_resolver("auto_precision", auto_precision)
 
 
 def config_tree(cfg: DictConfig, order: Iterable[str] = PRINT_ORDER):

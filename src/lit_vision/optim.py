@@ -25,7 +25,7 @@ def parameter_groups(
     longest matching prefix wins and everything else forms the base group. Each group is named so the
     LR monitor can log it.
     """
-    multipliers = dict(lr_multipliers or {})
+    multipliers = expand_head_multipliers(module, dict(lr_multipliers or {}))
     prefixes = sorted(multipliers, key=len, reverse=True)
     grouped: dict[str, list[nn.Parameter]] = {"base": []}
     for name, param in module.named_parameters():
@@ -49,6 +49,24 @@ def parameter_groups(
     return groups
 
 
+def expand_head_multipliers(module: nn.Module, multipliers: dict[str, float]) -> dict[str, float]:
+    """Let ``head`` / ``net.head`` name the classifier head(s) of ``module.net`` whatever they are called
+    (``fc``, ``classifier``, Inception's auxiliary heads...); see ``lit_vision.nets.heads``."""
+    net = getattr(module, "net", None)
+    names = {n for n, _ in module.named_parameters()}
+    out: dict[str, float] = {}
+    for key, value in multipliers.items():
+        has_params = any(n == key or n.startswith(key + ".") for n in names)
+        if key in ("head", "net.head") and not has_params and isinstance(net, nn.Module):
+            from lit_vision.nets.heads import head_module_names
+
+            for head in head_module_names(net):
+                out[f"net.{head}"] = value
+        else:
+            out[key] = value
+    return out
+
+
 def build_optimizer(
     config: Mapping[str, Any], module: nn.Module, lr_multipliers: Mapping[str, float] | None = None
 ) -> torch.optim.Optimizer:
@@ -67,7 +85,8 @@ def build_scheduler(
 ) -> dict[str, Any] | None:
     """Return Lightning's lr_scheduler dict for ``config``, or None when no scheduler is configured.
 
-    OneCycleLR without ``total_steps`` gets the run's total optimizer steps and steps per batch.
+    OneCycleLR without ``total_steps`` gets the run's total optimizer steps and steps per batch; without
+    ``max_lr`` (null) each param group peaks at its own lr, so ``lr_multipliers`` still hold.
     """
     if not config or not config.get("_target_"):
         return None
@@ -79,6 +98,8 @@ def build_scheduler(
         interval = "step"
         if config.get("total_steps") is None and not config.get("epochs"):
             config["total_steps"] = total_steps
+        if config.get("max_lr") is None:
+            config["max_lr"] = [float(group["lr"]) for group in optimizer.param_groups]
     scheduler = instantiate(config, optimizer=optimizer, _convert_="all")
     return {
         "scheduler": scheduler,

@@ -12,8 +12,10 @@ class SimpleCNN(nn.Module):
     """Conv blocks (conv k x k, 'same' padding -> ReLU -> max-pool 2) followed by one linear classifier.
 
     With the defaults on 28x28 MNIST this is the tutorials' CNN: 1->16->32 channels, 5x5 kernels,
-    32*7*7 features into Linear(.., 10). ``image_size`` only sizes the classifier.
+    32*7*7 features into Linear(.., 10). ``image_size`` only sizes the classifier, which is ``classifier``.
     """
+
+    head_name = "classifier"
 
     def __init__(
         self,
@@ -37,6 +39,7 @@ class SimpleCNN(nn.Module):
         self.features = nn.Sequential(*blocks)
         with torch.no_grad():
             n_features = self.features(torch.zeros(1, in_channels, image_size, image_size)).numel()
+        self.num_features = n_features
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.classifier = nn.Linear(n_features, num_classes)
 

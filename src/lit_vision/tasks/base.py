@@ -11,6 +11,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
+from lit_vision.hardware import wants_channels_last
+from lit_vision.nets.init import prepare_net
+from lit_vision.nets.weights import no_pretrained_loading
 from lit_vision.optim import build_optimizer, build_scheduler
 
 
@@ -37,18 +40,40 @@ class BaseTask(L.LightningModule):
         monitor: str = "val/loss",
         monitor_mode: str = "min",
         lr_multipliers: Mapping[str, float] | None = None,
-        channels_last: bool = False,
+        channels_last: bool | str = False,
         compile: bool = False,
+        init: str | Mapping[str, Any] | None = None,
+        pretrained_path: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters({k: to_plain(v) for k, v in self._init_arguments(locals()).items()})
         self.net: nn.Module = instantiate(self.hparams.net)
+        # init scheme, then partial loading by name and shape (skipped when rebuilding from a checkpoint)
+        self.pretrained_report = prepare_net(self.net, self.hparams.init, self.hparams.pretrained_path)
         self.loss_fn: nn.Module | None = instantiate(self.hparams.loss) if self.hparams.loss else None
-        self.channels_last = bool(channels_last)
+        # "auto" is decided in setup(), once the device and precision are known (lit_vision.hardware).
+        if isinstance(channels_last, str) and channels_last != "auto":
+            raise ValueError(f"channels_last must be true, false or auto, got {channels_last!r}")
+        self.channels_last = False if isinstance(channels_last, str) else bool(channels_last)
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         # What inference needs to prepare inputs (class names, normalisation...), stored in checkpoints.
         self.data_info: dict[str, Any] = {}
+
+    @classmethod
+    def load_from_checkpoint(cls, *args: Any, **kwargs: Any):
+        """Lightning's ``load_from_checkpoint``, without re-reading pretrained weights or files: the
+        checkpoint's state dict replaces them anyway, and they may be offline or gone."""
+        with no_pretrained_loading():
+            return super().load_from_checkpoint(*args, **kwargs)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Lightning sets _current_fx_name around every hook call (about 50 times per training step);
+        # it is a plain attribute, so nn.Module.__setattr__'s parameter/buffer/module checks are skipped.
+        if name == "_current_fx_name":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
 
     @staticmethod
     def _init_arguments(frame_locals: dict[str, Any]) -> dict[str, Any]:
@@ -58,6 +83,10 @@ class BaseTask(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
+        if x.is_floating_point() and x.dtype != self.dtype and self.dtype in (torch.bfloat16, torch.float16):
+            # trainer.precision=bf16-true/16-true: the weights are half precision, the batch (normalised on
+            # the device in float32) must follow; mixed precision keeps float32 weights and autocasts.
+            x = x.to(self.dtype)
         return self.net(x)
 
     # ------------------------------------------------------------------ lifecycle
@@ -65,6 +94,11 @@ class BaseTask(L.LightningModule):
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         if datamodule is not None and hasattr(datamodule, "data_info"):
             self.data_info = dict(datamodule.data_info())
+        if self.hparams.get("channels_last") == "auto" and self._trainer is not None:
+            device, precision = self.trainer.strategy.root_device, self.trainer.precision
+            if not self.channels_last and wants_channels_last("auto", self.net, device, precision):
+                self.channels_last = True
+                self.net = self.net.to(memory_format=torch.channels_last)
         if self.hparams.compile and not getattr(self, "_compiled", False):
             # In-place compile keeps the state_dict keys, so checkpoints load with or without it.
             self.net.compile()
@@ -72,6 +106,8 @@ class BaseTask(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["data_info"] = self.data_info
+        # Which task class to rebuild (evaluate/predict from the checkpoint alone).
+        checkpoint["task_class"] = f"{type(self).__module__}.{type(self).__qualname__}"
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.data_info = dict(checkpoint.get("data_info") or {})

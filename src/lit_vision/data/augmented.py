@@ -1,0 +1,47 @@
+"""In-memory image DataModules with per-batch, per-sample random augmentation on the training device."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+
+from lit_vision.data.batch_augment import BatchAugment, build_batch_augment
+from lit_vision.data.in_memory import InMemoryImageDataModule
+
+
+class AugmentedInMemoryDataModule(InMemoryImageDataModule):
+    """:class:`InMemoryImageDataModule` plus ``augment``: a list of batch ops (see ``data/batch_augment.py``)
+    applied to training batches after normalisation, on whatever device the batch is on."""
+
+    def __init__(self, augment: Sequence[Mapping[str, Any] | str] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.augment_items = [_plain(item) for item in (augment or [])]
+        # Built now so a typo in the config fails at instantiation, before any data is read.
+        self.batch_augment: BatchAugment | None = build_batch_augment(self.augment_items)
+
+    def setup(self, stage: str | None = None) -> None:
+        super().setup(stage)
+        if self.batch_augment is not None:
+            self.batch_augment.set_normalization(self.mean, self.std)
+
+    def augment(self, images: torch.Tensor) -> torch.Tensor:
+        """Apply the configured ops to a normalised training batch (identity when none)."""
+        if self.batch_augment is None:
+            return images
+        return self.batch_augment(images)
+
+    def data_info(self) -> dict:
+        info = super().data_info()
+        info["augment"] = self.augment_items
+        return info
+
+
+def _plain(item: Any) -> Any:
+    """OmegaConf nodes -> builtin dicts/lists (JSON-able for checkpoints)."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    if isinstance(item, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(item, resolve=True)
+    return item

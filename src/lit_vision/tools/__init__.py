@@ -1,0 +1,1 @@
+"""Command-line tools run as ``python -m lit_vision.tools.<name>`` (dataset preparation and inspection)."""
