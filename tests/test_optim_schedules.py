@@ -54,6 +54,31 @@ def test_every_optimizer_config_trains(name, tmp_path):
         assert optimizer.defaults["nesterov"] is True
 
 
+@pytest.mark.parametrize(
+    ("target", "fused"),
+    [("torch.optim.Adam", True), ("torch.optim.SGD", True), ("torch.optim.RMSprop", None)],
+)
+def test_fused_auto_picks_the_fused_step_where_the_class_has_one(target, fused):
+    net = torch.nn.Linear(4, 2)
+    optimizer = build_optimizer({"_target_": target, "lr": 0.1, "fused": "auto"}, net)
+    assert optimizer.defaults.get("fused") is fused
+    net(torch.randn(3, 4)).sum().backward()
+    before = net.weight.detach().clone()
+    optimizer.step()
+    assert not torch.equal(before, net.weight)
+
+
+def test_fused_auto_falls_back_for_parameters_without_a_fused_kernel():
+    from lit_vision.optim import fused_supported
+
+    floats = [{"params": [torch.nn.Parameter(torch.zeros(2))]}]
+    integers = [{"params": [torch.zeros(2, dtype=torch.int64)]}]
+    assert fused_supported(torch.optim.Adam, floats)
+    assert not fused_supported(torch.optim.Adam, integers)
+    assert not fused_supported(torch.optim.RMSprop, floats)
+    assert not fused_supported(torch.optim.Adam, [])
+
+
 @pytest.mark.parametrize("name", SCHEDULERS)
 def test_every_scheduler_config_steps(name, tmp_path):
     task, cfg = task_from([f"scheduler={name}", "trainer.max_epochs=25"], tmp_path)

@@ -17,6 +17,7 @@ CASES: dict[str, str] = {
     "cifar10_fast": "cifar10_fast",
     "monitoring": "monitoring",
     "segmentation_quality": "segmentation_quality",
+    "regression_temps": "regression_temps",
     "data_loading": "data_loading",
     "speed": "speed",
     "predict_speed": "predict_speed",

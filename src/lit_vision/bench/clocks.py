@@ -173,3 +173,26 @@ class AccuracyProbe(Callback):
 def first_reaching(records: list[list[float]], target: float) -> list[float] | None:
     """The first ``[clock, step, accuracy]`` record with accuracy >= ``target``, or None."""
     return next((r for r in records if r[2] >= target), None)
+
+
+def train_with_clocks(cfg: Any, workdir: Path) -> dict[str, Any]:
+    """``lit_vision.run.train(cfg)`` with an :class:`EpochClock` and a :class:`StepClock` added: its test
+    accuracy, wall seconds, epoch durations, step summary and precision."""
+    from omegaconf import open_dict
+
+    from lit_vision.run import train
+
+    epochs_file, steps_file = workdir / "epochs.json", workdir / "steps.json"
+    with open_dict(cfg):
+        cfg.callbacks = cfg.get("callbacks") or {}
+        cfg.callbacks["bench_epoch_clock"] = {"_target_": f"{__name__}.EpochClock", "path": str(epochs_file)}
+        cfg.callbacks["bench_step_clock"] = {"_target_": f"{__name__}.StepClock", "path": str(steps_file)}
+    start = time.perf_counter()
+    metrics, _ = train(cfg)
+    return {
+        "seconds": time.perf_counter() - start,
+        "test_acc": float(metrics["test/acc"]),
+        "epochs": json.loads(epochs_file.read_text()),
+        "steps": step_summary(json.loads(steps_file.read_text())["steps"]),
+        "precision": str(cfg.trainer.precision),
+    }

@@ -17,7 +17,7 @@ Three runs, in this order:
   progress bar, model summary, the default monitoring callbacks, the sanity check, validation each epoch,
   testing the best checkpoint reloaded from disk, metrics.json) and the speed defaults resolved for this
   machine (``model.channels_last=auto``, ``trainer.precision`` from the hardware);
-- lit_vision at the plain loop's compute settings (``model.channels_last=false trainer.precision=32-true``,
+- lit_vision at the plain loop's compute settings (``model.channels_last=false trainer.precision=32-true optim.fused=false``,
   every other default kept): the framework's own overhead.
 
 Rows: test accuracy; wall time of the whole run; the median epoch time (epochs 2..: training + validation
@@ -36,9 +36,8 @@ from typing import Any
 
 import lightning as L
 import torch
-from omegaconf import open_dict
 
-from lit_vision.bench.clocks import EpochClock, StepClock, step_summary
+from lit_vision.bench.clocks import EpochClock, train_with_clocks
 from lit_vision.bench.plain_loop import PlainLoop, read_torchvision_splits
 from lit_vision.bench.report import device_name, make_row
 
@@ -52,7 +51,7 @@ VAL_FRACTION = 0.1
 SEED = 42
 FULL_COPIES = 33  # 1,438 x 34 = 48,892 training digits
 # The framework's own overhead: lit_vision with the plain loop's compute settings.
-PLAIN_SETTINGS = ("model.channels_last=false", "trainer.precision=32-true")
+PLAIN_SETTINGS = ("model.channels_last=false", "trainer.precision=32-true", "optim.fused=false")
 
 
 # ------------------------------------------------------------------------------------------ lit_vision
@@ -61,10 +60,7 @@ def run_framework(
 ) -> dict[str, Any]:
     """``experiment=mnist_cnn`` as ``python train.py`` runs it (plus ``overrides``); returns test accuracy,
     timings and the step clock's summary."""
-    import json
-
     from lit_vision.bench.compose import compose_train_config
-    from lit_vision.run import train
 
     cfg = compose_train_config(
         [
@@ -76,27 +72,7 @@ def run_framework(
         ],
         workdir,
     )
-    clock_file, steps_file = workdir / "epochs.json", workdir / "steps.json"
-    with open_dict(cfg):
-        cfg.callbacks = cfg.get("callbacks") or {}
-        cfg.callbacks["bench_epoch_clock"] = {
-            "_target_": f"{EpochClock.__module__}.EpochClock",
-            "path": str(clock_file),
-        }
-        cfg.callbacks["bench_step_clock"] = {
-            "_target_": f"{StepClock.__module__}.StepClock",
-            "path": str(steps_file),
-        }
-    start = time.perf_counter()
-    metrics, _ = train(cfg)
-    seconds = time.perf_counter() - start
-    return {
-        "test_acc": float(metrics["test/acc"]),
-        "seconds": seconds,
-        "epochs": json.loads(clock_file.read_text()),
-        "steps": step_summary(json.loads(steps_file.read_text())["steps"]),
-        "precision": str(cfg.trainer.precision),
-    }
+    return train_with_clocks(cfg, workdir)
 
 
 # ------------------------------------------------------------------------------------------ plain loop

@@ -13,14 +13,12 @@ from __future__ import annotations
 import json
 import statistics
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-import lightning as L
-from lightning.pytorch.callbacks import Callback
 from omegaconf import open_dict
 
+from lit_vision.bench.clocks import EpochClock
 from lit_vision.bench.compose import compose_train_config
 from lit_vision.bench.report import device_name
 
@@ -29,28 +27,6 @@ SETTINGS = {
     "all callbacks": ["callbacks=all"],
 }
 BASELINE = "checkpoint only"
-
-
-class EpochClock(Callback):
-    """Writes the wall time of every training epoch (start to next start, last one to train end) to JSON."""
-
-    def __init__(self, path: str) -> None:
-        self.path = Path(path)
-        self.durations: list[float] = []
-        self._start: float | None = None
-
-    def _lap(self) -> None:
-        now = time.perf_counter()
-        if self._start is not None:
-            self.durations.append(now - self._start)
-        self._start = now
-
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._lap()
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._lap()
-        self.path.write_text(json.dumps(self.durations))
 
 
 def run_setting(overrides: list[str], epochs: int, workdir: Path) -> tuple[list[float], float, int]:
@@ -62,7 +38,7 @@ def run_setting(overrides: list[str], epochs: int, workdir: Path) -> tuple[list[
     cfg = compose_train_config([*overrides, f"trainer.max_epochs={epochs}"], workdir)
     with open_dict(cfg):
         cfg.callbacks["epoch_clock"] = {
-            "_target_": f"{__name__}.EpochClock",
+            "_target_": f"{EpochClock.__module__}.EpochClock",
             "path": str(clock_file),
         }
     metrics, _ = train(cfg)

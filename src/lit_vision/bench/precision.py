@@ -94,13 +94,24 @@ FAMILIES: dict[str, Family] = {
 
 def settings(family: Family, cuda: bool, native_bf16: bool) -> dict[str, list[str] | None]:
     """Setting name -> overrides (None: skipped on this machine)."""
-    out: dict[str, list[str] | None] = {"32-true": ["trainer.precision=32-true", "model.channels_last=false"]}
+    # every setting but "defaults" keeps the tutorials' per-parameter optimizer step (optim.fused=false)
+    plain_step = "optim.fused=false"
+    out: dict[str, list[str] | None] = {
+        "32-true": ["trainer.precision=32-true", "model.channels_last=false", plain_step],
+        "32-true + fused optimizer step": ["trainer.precision=32-true", "model.channels_last=false"],
+    }
     if family.conv:
-        out["32-true + channels_last"] = ["trainer.precision=32-true", "model.channels_last=true"]
+        out["32-true + channels_last"] = ["trainer.precision=32-true", "model.channels_last=true", plain_step]
     bf16_ok = cuda or native_bf16 or family.small
-    out["bf16-mixed"] = ["trainer.precision=bf16-mixed", "model.channels_last=false"] if bf16_ok else None
+    out["bf16-mixed"] = (
+        ["trainer.precision=bf16-mixed", "model.channels_last=false", plain_step] if bf16_ok else None
+    )
     if family.conv and (cuda or native_bf16):
-        out["bf16-mixed + channels_last"] = ["trainer.precision=bf16-mixed", "model.channels_last=true"]
+        out["bf16-mixed + channels_last"] = [
+            "trainer.precision=bf16-mixed",
+            "model.channels_last=true",
+            plain_step,
+        ]
     if cuda:
         out["16-mixed + channels_last" if family.conv else "16-mixed"] = [
             "trainer.precision=16-mixed",

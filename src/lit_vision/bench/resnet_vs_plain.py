@@ -14,7 +14,7 @@ left out and the epoch time of the others compared.
 - lit_vision defaults: ``data=cifar10 model=resnet model.net.cifar_stem=true optim=sgd`` with every
   default (logger, checkpoints, monitoring callbacks, progress bar; the augmentation per batch on the
   device; ``model.channels_last=auto`` and ``trainer.precision`` resolved for this machine);
-- lit_vision at the loop's compute settings (``model.channels_last=false trainer.precision=32-true``):
+- lit_vision at the loop's compute settings (``model.channels_last=false trainer.precision=32-true optim.fused=false``):
   the framework's own overhead.
 
 A ResNet-18 step on 128 CIFAR images is ~0.2 TFLOP, seconds on a 2-core CPU: the run is kept to a few
@@ -23,7 +23,6 @@ steps per epoch (``python -m lit_vision.bench --case resnet_vs_plain``; ``--quic
 
 from __future__ import annotations
 
-import json
 import statistics
 import tempfile
 import time
@@ -32,9 +31,8 @@ from typing import Any
 
 import lightning as L
 import torch
-from omegaconf import open_dict
 
-from lit_vision.bench.clocks import EpochClock, StepClock, step_summary
+from lit_vision.bench.clocks import train_with_clocks
 from lit_vision.bench.plain_loop import PlainLoop, crop_flip_per_sample, read_torchvision_splits
 from lit_vision.bench.report import device_name, make_row
 
@@ -43,7 +41,7 @@ EPOCHS = 2
 VAL_FRACTION = 0.1
 N_TRAIN, N_TEST = 430, 100  # 387 training images: 3 full steps of 128 (+ 3 images) per epoch
 SGD = {"lr": 1e-2, "momentum": 0.9, "weight_decay": 1e-4}
-PLAIN_SETTINGS = ("model.channels_last=false", "trainer.precision=32-true")
+PLAIN_SETTINGS = ("model.channels_last=false", "trainer.precision=32-true", "optim.fused=false")
 
 
 def run_framework(
@@ -51,7 +49,6 @@ def run_framework(
 ) -> dict[str, Any]:
     """The lit_vision run with every default (plus ``overrides``); its epoch times and step summary."""
     from lit_vision.bench.compose import compose_train_config
-    from lit_vision.run import train
 
     cfg = compose_train_config(
         [
@@ -69,26 +66,7 @@ def run_framework(
         ],
         workdir,
     )
-    epochs_file, steps_file = workdir / "epochs.json", workdir / "steps.json"
-    with open_dict(cfg):
-        cfg.callbacks = cfg.get("callbacks") or {}
-        cfg.callbacks["bench_epoch_clock"] = {
-            "_target_": f"{EpochClock.__module__}.EpochClock",
-            "path": str(epochs_file),
-        }
-        cfg.callbacks["bench_step_clock"] = {
-            "_target_": f"{StepClock.__module__}.StepClock",
-            "path": str(steps_file),
-        }
-    start = time.perf_counter()
-    metrics, _ = train(cfg)
-    return {
-        "seconds": time.perf_counter() - start,
-        "test_acc": float(metrics["test/acc"]),
-        "epochs": json.loads(epochs_file.read_text()),
-        "steps": step_summary(json.loads(steps_file.read_text())["steps"]),
-        "precision": str(cfg.trainer.precision),
-    }
+    return train_with_clocks(cfg, workdir)
 
 
 def run_plain(root: Path, workdir: Path, batch_size: int) -> dict[str, Any]:

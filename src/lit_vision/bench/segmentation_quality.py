@@ -24,16 +24,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
-
+from lit_vision.bench.compose import compose_train_config
 from lit_vision.bench.report import device_name
 from lit_vision.data.segmentation.folder import SPLIT_DIR
 from lit_vision.data.segmentation.sample import Variant, write_variants
 
-ROOT = Path(__file__).resolve().parents[3]
 RECIPES = {"default": "cats_unet", "tutorial": "cats_tutorial"}
 IMAGE_SIZE = 128
 EPOCHS = 100
@@ -64,19 +59,6 @@ def write_split(folder: Path) -> Path:
     return folder
 
 
-def compose_config(overrides: list[str], output_dir: Path) -> DictConfig:
-    """``conf/train.yaml`` composed as ``train.py`` would, writing into ``output_dir``."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        cfg.paths.root_dir = str(ROOT)
-        cfg.paths.output_dir = str(output_dir)
-        cfg.pop("hydra")
-    return cfg
-
-
 def recipe_overrides(experiment: str, data_root: Path, epochs: int, seed: int) -> list[str]:
     """The same budget for every recipe: size, epochs, seed, CPU, and nothing but training and the test."""
     return [
@@ -102,7 +84,7 @@ def train_recipe(
     (CPU time is less disturbed than wall time when other jobs share the machine)."""
     from lit_vision.run import train
 
-    cfg = compose_config([*recipe_overrides(experiment, data_root, epochs, seed), *extra], workdir)
+    cfg = compose_train_config([*recipe_overrides(experiment, data_root, epochs, seed), *extra], workdir)
     cpu = time.process_time()
     metrics, _ = train(cfg)
     return {

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import lightning as L
@@ -109,3 +109,57 @@ class MonitorCallback(Callback):
     def epoch_due(self, trainer: L.Trainer) -> bool:
         """Whether this epoch's picture is due on this rank."""
         return self.enabled(trainer) and self.schedule.due(trainer.current_epoch)
+
+
+STAGES = ("val", "test")
+
+
+class StagedMonitorCallback(MonitorCallback):
+    """A monitor drawn for validation epochs (when due) and/or once for the test, as ``stages`` says."""
+
+    def __init__(
+        self, stages: Sequence[str] = STAGES, every_n_epochs: int = 1, max_overhead: float | None = None
+    ) -> None:
+        super().__init__(every_n_epochs, max_overhead)
+        unknown = set(stages) - set(STAGES)
+        if unknown:
+            raise ValueError(f"stages may be {list(STAGES)}, got {sorted(unknown)}")
+        self.stages = tuple(stages)
+
+    def stage_due(self, trainer: L.Trainer, stage: str) -> bool:
+        """Whether to draw for ``stage`` now: a due validation epoch, or the test (on the drawing rank)."""
+        if stage not in self.stages:
+            return False
+        return self.epoch_due(trainer) if stage == "val" else self.enabled(trainer)
+
+
+class FirstBatchPicture(StagedMonitorCallback):
+    """Draws a picture from the first batch of each due validation epoch and of the test.
+
+    Subclasses implement :meth:`draw`; its time counts against the validation budget.
+    """
+
+    _due = False
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._due = self.stage_due(trainer, "val")
+
+    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._due = self.stage_due(trainer, "test")
+
+    def on_validation_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ) -> None:
+        if self._due and batch_idx == 0 and dataloader_idx == 0:
+            self._due = False
+            with self.schedule.timed():
+                self.draw(trainer, pl_module, outputs, batch, "val")
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        if self._due and batch_idx == 0 and dataloader_idx == 0:
+            self._due = False
+            self.draw(trainer, pl_module, outputs, batch, "test")
+
+    def draw(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, stage: str) -> None:
+        """Draw and log the picture of this batch for ``stage``."""
+        raise NotImplementedError

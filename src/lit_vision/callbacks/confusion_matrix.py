@@ -18,14 +18,12 @@ import numpy as np
 from torch import Tensor
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from lit_vision.callbacks.base import MonitorCallback
+from lit_vision.callbacks.base import STAGES, StagedMonitorCallback
 from lit_vision.callbacks.images import figure_to_array, save_png
 from lit_vision.callbacks.outputs import class_names_of, ignore_index_of, predictions_and_target
 
-STAGES = ("val", "test")
 
-
-class ConfusionMatrixCallback(MonitorCallback):
+class ConfusionMatrixCallback(StagedMonitorCallback):
     """Accumulates a torchmetrics ``MulticlassConfusionMatrix`` and draws it with its ``.plot()``.
 
     Args:
@@ -47,11 +45,7 @@ class ConfusionMatrixCallback(MonitorCallback):
         max_label_classes: int = 60,
         dpi: int = 80,
     ) -> None:
-        super().__init__(every_n_epochs, max_overhead)
-        unknown = set(stages) - set(STAGES)
-        if unknown:
-            raise ValueError(f"stages may be {list(STAGES)}, got {sorted(unknown)}")
-        self.stages = tuple(stages)
+        super().__init__(stages, every_n_epochs, max_overhead)
         self.save_dir = save_dir
         self.max_text_classes = int(max_text_classes)
         self.max_label_classes = int(max_label_classes)

@@ -14,14 +14,12 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from lit_vision.callbacks.base import MonitorCallback
+from lit_vision.callbacks.base import STAGES, FirstBatchPicture
 from lit_vision.callbacks.images import figure_to_array, single_view, unnormalize
 from lit_vision.callbacks.outputs import class_names_of, class_probabilities
 
-STAGES = ("val", "test")
 
-
-class ClassificationPredictionGrid(MonitorCallback):
+class ClassificationPredictionGrid(FirstBatchPicture):
     """Logs ``predictions/val`` (every due epoch) and ``predictions/test`` figures to TensorBoard.
 
     Args:
@@ -41,37 +39,14 @@ class ClassificationPredictionGrid(MonitorCallback):
         max_overhead: float | None = 0.05,
         dpi: int = 80,
     ) -> None:
-        super().__init__(every_n_epochs, max_overhead)
-        unknown = set(stages) - set(STAGES)
-        if unknown:
-            raise ValueError(f"stages may be {list(STAGES)}, got {sorted(unknown)}")
+        super().__init__(stages, every_n_epochs, max_overhead)
         if num_images < 1 or columns < 1:
             raise ValueError("num_images and columns must be >= 1")
         self.num_images = int(num_images)
         self.columns = int(columns)
-        self.stages = tuple(stages)
         self.dpi = int(dpi)
-        self._due = False
 
-    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._due = "val" in self.stages and self.epoch_due(trainer)
-
-    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._due = "test" in self.stages and self.enabled(trainer)
-
-    def on_validation_batch_end(
-        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
-    ) -> None:
-        if self._due and batch_idx == 0 and dataloader_idx == 0:
-            with self.schedule.timed():
-                self._log(trainer, pl_module, outputs, batch, "val")
-
-    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        if self._due and batch_idx == 0 and dataloader_idx == 0:
-            self._log(trainer, pl_module, outputs, batch, "test")
-
-    def _log(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, stage: str) -> None:
-        self._due = False
+    def draw(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, stage: str) -> None:
         if not isinstance(batch, (tuple, list)) or len(batch) < 2:
             return
         images, labels = single_view(batch[0][: self.num_images]), batch[1][: self.num_images]

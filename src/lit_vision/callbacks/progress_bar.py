@@ -69,9 +69,7 @@ class ThrottledRichProgressBar(RichProgressBar):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        if not self.is_disabled and self._due(
-            "test", batch_idx, self.total_test_batches_current_dataloader
-        ):
+        if not self.is_disabled and self._due("test", batch_idx, self.total_test_batches_current_dataloader):
             super().on_test_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)
 
     def on_predict_batch_end(

@@ -17,14 +17,13 @@ import lightning as L
 import numpy as np
 import torch
 
-from lit_vision.callbacks.base import MonitorCallback
+from lit_vision.callbacks.base import STAGES, StagedMonitorCallback
 from lit_vision.callbacks.images import figure_to_array, save_png
 
-STAGES = ("val", "test")
 MAX_TARGETS_DRAWN = 4
 
 
-class ActualVsPredictedFigure(MonitorCallback):
+class ActualVsPredictedFigure(StagedMonitorCallback):
     """Collects a regression task's predictions and targets and draws them (see the module docstring).
 
     Reads the ``prediction`` / ``target`` entries of the dict ``validation_step`` / ``test_step`` return
@@ -47,11 +46,7 @@ class ActualVsPredictedFigure(MonitorCallback):
         use_dates: bool = True,
         dpi: int = 80,
     ) -> None:
-        super().__init__(every_n_epochs, max_overhead)
-        unknown = set(stages) - set(STAGES)
-        if unknown:
-            raise ValueError(f"stages may be {list(STAGES)}, got {sorted(unknown)}")
-        self.stages = tuple(stages)
+        super().__init__(stages, every_n_epochs, max_overhead)
         self.save_dir = save_dir
         self.use_dates = bool(use_dates)
         self.dpi = int(dpi)
@@ -63,10 +58,10 @@ class ActualVsPredictedFigure(MonitorCallback):
 
     # ----------------------------------------------------------------- collecting
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._start("val" in self.stages and self.epoch_due(trainer))
+        self._start(self.stage_due(trainer, "val"))
 
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._start("test" in self.stages and self.enabled(trainer))
+        self._start(self.stage_due(trainer, "test"))
 
     def on_validation_batch_end(
         self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0

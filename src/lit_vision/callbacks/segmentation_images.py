@@ -12,14 +12,12 @@ import lightning as L
 import numpy as np
 import torch
 
-from lit_vision.callbacks.base import MonitorCallback
+from lit_vision.callbacks.base import STAGES, FirstBatchPicture
 from lit_vision.callbacks.images import unnormalize
 from lit_vision.viz.segmentation import DEFAULT_ALPHA, comparison_panel
 
-STAGES = ("val", "test")
 
-
-class SegmentationImages(MonitorCallback):
+class SegmentationImages(FirstBatchPicture):
     """Logs ``segmentation/<stage>`` grids for segmentation tasks (other tasks are left alone).
 
     Args:
@@ -37,33 +35,11 @@ class SegmentationImages(MonitorCallback):
         every_n_epochs: int = 1,
         max_overhead: float | None = None,
     ) -> None:
-        super().__init__(every_n_epochs, max_overhead)
-        unknown = set(stages) - set(STAGES)
-        if unknown:
-            raise ValueError(f"stages may be {list(STAGES)}, got {sorted(unknown)}")
+        super().__init__(stages, every_n_epochs, max_overhead)
         if num_images < 1:
             raise ValueError("num_images must be >= 1")
         self.num_images = int(num_images)
         self.alpha = float(alpha)
-        self.stages = tuple(stages)
-        self._due = False
-
-    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._due = "val" in self.stages and self.epoch_due(trainer)
-
-    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._due = "test" in self.stages and self.enabled(trainer)
-
-    def on_validation_batch_end(
-        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
-    ) -> None:
-        if self._due and batch_idx == 0 and dataloader_idx == 0:
-            with self.schedule.timed():
-                self._log(trainer, pl_module, outputs, batch, "val")
-
-    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        if self._due and batch_idx == 0 and dataloader_idx == 0:
-            self._log(trainer, pl_module, outputs, batch, "test")
 
     def grid(
         self, pl_module: L.LightningModule, images: torch.Tensor, masks: torch.Tensor, preds: torch.Tensor
@@ -86,8 +62,7 @@ class SegmentationImages(MonitorCallback):
             stacked.append(row)
         return np.concatenate(stacked, axis=0)
 
-    def _log(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, stage: str) -> None:
-        self._due = False
+    def draw(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, stage: str) -> None:
         if not isinstance(batch, (tuple, list)) or len(batch) < 2 or batch[1].ndim != 3:
             return  # not (images, masks): not a segmentation batch
         writer = self.writer(trainer)

@@ -27,7 +27,7 @@ def split_indices(
     parts: list[list[np.ndarray]] = [[] for _ in fractions]
     for group in groups:
         group = rng.permutation(group)
-        counts = [int(round(f * len(group))) for f in fractions[1:]]
+        counts = [round(float(f) * len(group)) for f in fractions[1:]]
         counts.insert(0, len(group) - sum(counts))
         bounds = np.cumsum([0, *counts])
         for i in range(len(fractions)):

@@ -83,9 +83,9 @@ class BaseTask(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
-        if x.is_floating_point() and x.dtype != self.dtype and self.dtype in (torch.bfloat16, torch.float16):
-            # trainer.precision=bf16-true/16-true: the weights are half precision, the batch (normalised on
-            # the device in float32) must follow; mixed precision keeps float32 weights and autocasts.
+        if x.is_floating_point() and x.dtype != self.dtype and self.dtype != torch.float32:
+            # trainer.precision=bf16-true/16-true/64-true: the weights are not float32, the batch (normalised
+            # on the device in float32) must follow; mixed precision keeps float32 weights and autocasts.
             x = x.to(self.dtype)
         return self.net(x)
 
