@@ -424,3 +424,61 @@ def test_image_regression_writes_file_and_prediction(tmp_path):
     np.testing.assert_allclose(
         [float(r["prediction"]) for r in rows], expected[:, 0].numpy(), rtol=1e-5, atol=1e-5
     )
+
+
+@pytest.mark.parametrize("orientation", [1, 3, 6, 8])
+def test_png_exif_orientation_and_modes_match_pil(orientation, tmp_path):
+    from lit_vision.data.image_io import decode_image_file
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / "photo.png"
+    Image.fromarray(rgb(10, 18)).convert("P").save(path, exif=exif.tobytes())
+    upright = ImageOps.exif_transpose(Image.open(path))
+    for channels, mode in ((3, "RGB"), (1, "L")):
+        image = decode_image_file(path, channels)
+        expected = np.asarray(upright.convert(mode)).reshape(upright.height, upright.width, channels)
+        assert image.dtype == torch.uint8 and np.array_equal(image.permute(1, 2, 0).numpy(), expected)
+    stored = decode_image_file(path, 3, exif_orientation=False)
+    assert stored.shape == (3, 10, 18)
+
+
+def test_prefetched_batches_keep_their_order_and_raise_where_the_error_is():
+    import threading
+
+    from lit_vision.inference.data import prefetched
+
+    def batches():
+        yield from range(5)
+        raise UserError("file 5 is broken")
+
+    seen = []
+    with pytest.raises(UserError, match="file 5"):
+        for item in prefetched(batches(), depth=2):
+            seen.append(item)
+    assert seen == [0, 1, 2, 3, 4]
+
+    def endless():
+        n = 0
+        while True:
+            yield n
+            n += 1
+
+    stream = prefetched(endless(), depth=2)
+    assert [next(stream) for _ in range(3)] == [0, 1, 2]
+    stream.close()  # an abandoned prediction: the thread stops instead of filling memory
+    workers = [t for t in threading.enumerate() if t.name == "lit_vision-predict-decode"]
+    for thread in workers:
+        thread.join(timeout=5)
+    assert not any(t.is_alive() for t in workers)
+
+
+def test_decoding_workers_start_only_for_many_bytes(tmp_path, monkeypatch):
+    import lit_vision.inference.data as data
+
+    paths = [save_image(tmp_path / f"{i}.png", rgb(seed=i)) for i in range(4)]
+    images = find_images(tmp_path)
+    assert data.default_workers(images) == 0  # a few KB: decoded in the main process
+    monkeypatch.setattr(data, "INLINE_DECODE_BYTES", sum(p.stat().st_size for p in paths))
+    monkeypatch.setattr(data.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    assert data.default_workers(images) == 4

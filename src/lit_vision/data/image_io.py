@@ -158,17 +158,23 @@ def decode_image_bytes(data: bytes, channels: int = 3, name: str = "image data")
 def _decode_with_pil(path: str | io.BytesIO, channels: int, exif_orientation: bool = True) -> torch.Tensor:
     try:
         with pixel_limit(), Image.open(path) as image:
-            if exif_orientation:
-                image = ImageOps.exif_transpose(image)
             image.load()
+            if exif_orientation:
+                # In place: no copy of the pixels when there is nothing to turn (most files).
+                ImageOps.exif_transpose(image, in_place=True)
             if image.mode in ("I;16", "I;16B", "I;16L", "I"):
                 # 16/32-bit grey: scale to 8 bits (PIL's convert("L") would clip everything above 255).
                 array = np.asarray(image, dtype=np.float64)
                 top = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
                 grey = np.clip(np.rint(array * (255.0 / top)), 0, 255).astype(np.uint8)
                 image = Image.fromarray(grey)
-            image = image.convert("RGB" if channels == 3 else "L")
-            return TF.pil_to_tensor(image)
+            mode = "RGB" if channels == 3 else "L"
+            if image.mode != mode:
+                image = image.convert(mode)
+            # (H, W[, C]) array -> (C, H, W) view, as TF.pil_to_tensor gives, without its extra calls.
+            array = np.array(image)
+            pixels = torch.from_numpy(array if array.ndim == 3 else array[:, :, None])
+            return pixels.permute(2, 0, 1)
     except UnidentifiedImageError:
         raise BadImageError(path, "not an image file (no known image format recognised)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:

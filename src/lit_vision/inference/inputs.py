@@ -51,10 +51,12 @@ def _folder_images(folder: Path) -> list[InputImage]:
     found = []
     for directory, subdirs, files in os.walk(folder):
         subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
+        # Plain string joins: pathlib costs ~15 us per file, noticeable for thousands of small images.
+        relative = Path(directory).relative_to(folder).as_posix()
+        prefix = "" if relative == "." else relative + "/"
         for name in files:
             if is_image_name(name) and not is_ignored_name(name):
-                path = Path(directory) / name
-                found.append(InputImage(str(path), path.relative_to(folder).as_posix()))
+                found.append(InputImage(os.path.join(directory, name), prefix + name))
     return sorted(found, key=lambda item: item.name)
 
 

@@ -79,25 +79,30 @@ class ImagePreprocessor:
     def __call__(self, path: str) -> tuple[torch.Tensor, tuple[int, int]]:
         """Decode and transform one file; raise UserError naming it when it cannot be decoded."""
         try:
-            return self.load(path)
+            image, original = self.load(path)
         except BadImageError as err:
             raise UserError(f"{err.path}: {err.reason}.") from None
+        return image.contiguous(), original
 
     def load(self, path: str) -> tuple[torch.Tensor, tuple[int, int]]:
-        """Decode and transform one file (:class:`BadImageError` when it cannot be decoded)."""
+        """Decode and transform one file (:class:`BadImageError` when it cannot be decoded). The tensor may
+        be a strided view (batching copies it anyway)."""
         image = decode_image_file(path, self.channels)
         original = (int(image.shape[-2]), int(image.shape[-1]))
-        return self.transform_tensor(image), original
+        return self._transform(image), original
 
     def transform_tensor(self, image: torch.Tensor) -> torch.Tensor:
         """The eval pipeline on a decoded uint8 ``(C, H, W)`` tensor (then a resize to ``image_size`` when
         the pipeline leaves another size, as for in-memory datasets)."""
+        return self._transform(image).contiguous()
+
+    def _transform(self, image: torch.Tensor) -> torch.Tensor:
         out = image
         if self.transform is not None:
             out = stack_crops(self.transform(tv_tensors.Image(image)))
         if self.size is not None and tuple(out.shape[-2:]) != self.size:
             out = TF.resize(out, list(self.size), antialias=True)
-        return out.contiguous()
+        return out
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 batch ``(N, [crops,] C, H, W)`` -> float ``(x / 255 - mean) / std`` on its device."""
