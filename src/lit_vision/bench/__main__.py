@@ -3,7 +3,8 @@
 Without ``--case`` every case of ``CASES`` runs except the ``EXTRA_CASES`` (longer variants, run them by
 name or with ``--all``). A case that fails gets an ``error`` row and the suite goes on; the exit status is 1
 if any failed. ``--quick`` uses small sizes to check the wiring (its numbers mean nothing) and writes to
-``bench/quick/`` unless ``--out`` is given; only a full run refreshes the README table.
+``bench/quick/`` unless ``--out`` is given; only a full run into ``bench/`` (or one given ``--readme``)
+refreshes the README table.
 """
 
 from __future__ import annotations
@@ -53,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, help="folder for results.json/.md (default bench/, quick: bench/quick/)"
     )
-    parser.add_argument("--readme", type=Path, default=ROOT / "README.md", help="README to refresh")
+    parser.add_argument(
+        "--readme", type=Path, help="README to refresh (default: README.md, only when writing to bench/)"
+    )
     args = parser.parse_args(argv)
 
     if args.list:
@@ -66,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         print("no benchmark cases are registered", file=sys.stderr)
         return 1
     results = load_results(out / "results.json")
-    readme = None if args.quick else args.readme
+    # a run into another folder holds only its own cases: it must not replace the README's whole table
+    default_out = args.out is None or args.out.resolve() == (ROOT / "bench").resolve()
+    readme = None if args.quick else args.readme or (ROOT / "README.md" if default_out else None)
     failed = []
     suite_start = time.perf_counter()
     for name in names:
