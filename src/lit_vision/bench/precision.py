@@ -94,11 +94,15 @@ FAMILIES: dict[str, Family] = {
 
 def settings(family: Family, cuda: bool, native_bf16: bool) -> dict[str, list[str] | None]:
     """Setting name -> overrides (None: skipped on this machine)."""
-    # every setting but "defaults" keeps the tutorials' per-parameter optimizer step (optim.fused=false)
+    # the settings but the fused row and "defaults" pin the per-parameter optimizer step (optim.fused=false)
     plain_step = "optim.fused=false"
     out: dict[str, list[str] | None] = {
         "32-true": ["trainer.precision=32-true", "model.channels_last=false", plain_step],
-        "32-true + fused optimizer step": ["trainer.precision=32-true", "model.channels_last=false"],
+        "32-true + fused optimizer step": [
+            "trainer.precision=32-true",
+            "model.channels_last=false",
+            "optim.fused=true",
+        ],
     }
     if family.conv:
         out["32-true + channels_last"] = ["trainer.precision=32-true", "model.channels_last=true", plain_step]

@@ -58,7 +58,9 @@ class MLPRegressor(nn.Module):
         if deep_inputs is not None:
             self.deep_inputs = [int(i) for i in deep_inputs]
             if not self.deep_inputs or any(not 0 <= i < inputs for i in self.deep_inputs):
-                raise ValueError(f"deep_inputs {self.deep_inputs} must be positions 0..{inputs - 1} of the inputs")
+                raise ValueError(
+                    f"deep_inputs {self.deep_inputs} must be positions 0..{inputs - 1} of the inputs"
+                )
             self.register_buffer("_deep_index", torch.tensor(self.deep_inputs), persistent=False)
             width = len(self.deep_inputs)
         layers: list[nn.Module] = []
