@@ -88,8 +88,8 @@ def fused_supported(optimizer_class: type, groups: list[dict[str, Any]]) -> bool
     """Whether ``fused: auto`` should pick ``optimizer_class``'s fused step for these parameters.
 
     Only on CUDA: there one kernel updates every parameter instead of a launch per tensor. On a CPU the
-    fused step was measured faster for the tutorial CNN but slower for ResNet-18, the UNet and the
-    temperature MLP (``python -m lit_vision.bench --case precision``), so CPUs keep torch's default.
+    fused step showed no reliable gain (0.79x to 1.25x of the default step across model families and runs
+    of ``python -m lit_vision.bench --case precision``), so CPUs keep torch's default.
     """
     if "fused" not in inspect.signature(optimizer_class).parameters:
         return False
