@@ -18,7 +18,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import lightning as L
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset
@@ -27,6 +26,7 @@ from torchvision.transforms import v2
 
 from lit_vision.data.image_io import BadImageError, ImageHeader, decode_image_file, inspect_image
 from lit_vision.data.resumable import EpochSampler, ResumableDataLoader
+from lit_vision.data.split_loaders import SplitDataModule
 from lit_vision.data.transforms import build_transforms
 from lit_vision.data.validation import SkippedFiles, check_on_bad_sample, converted_modes_note
 from lit_vision.errors import UserError
@@ -186,8 +186,11 @@ def check_image_files(
 
 
 # ---------------------------------------------------------------------- the DataModule base
-class ImageFilesDataModule(L.LightningDataModule):
+class ImageFilesDataModule(SplitDataModule):
     """Base for file-based classification sets; subclasses implement :meth:`find_samples`."""
+
+    # Stacks a list of (image, target) samples into a batch; subclasses with other targets replace it.
+    collate = staticmethod(collate_images)
 
     def __init__(
         self,
@@ -327,17 +330,25 @@ class ImageFilesDataModule(L.LightningDataModule):
         self._validate_normalization()
         if self.mean is None or self.std is None:
             self._compute_normalization(samples["train"])
+        self._fit_targets(samples["train"])
         channels = self.in_channels or 3
         for name in STAGES:
             transform = self.train_transform if name == "train" else self.eval_transform
             pairs = [(s.path, s.label) for s in samples[name]]
             self.datasets[name] = ImageFileDataset(pairs, transform, channels, self.on_bad_sample)
         log.info(
-            "%s: %d classes, %s",
+            "%s: %s; %s",
             type(self).__name__,
-            self.num_classes,
+            self._targets_summary(),
             ", ".join(f"{k} {len(v)}" for k, v in self.datasets.items()),
         )
+
+    def _fit_targets(self, train: list[Sample]) -> None:
+        """Learn what the targets need from the training samples (class labels need nothing)."""
+
+    def _targets_summary(self) -> str:
+        """What the targets are, for the setup log line."""
+        return f"{self.num_classes} classes"
 
     def _check_files(self, samples: dict[str, list[Sample]]) -> dict[str, list[Sample]]:
         paths = sorted({s.path for part in samples.values() for s in part})
@@ -400,18 +411,6 @@ class ImageFilesDataModule(L.LightningDataModule):
             _rounded(self.std),
         )
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
-
     def _loader(self, stage: str, shuffle: bool) -> DataLoader:
         if not self.datasets:
             self.setup(stage)
@@ -425,7 +424,7 @@ class ImageFilesDataModule(L.LightningDataModule):
             batch_size=self.batch_size if stage == "train" else self.eval_batch_size,
             sampler=EpochSampler(len(dataset), shuffle=shuffle, seed=self.split_seed),
             num_workers=workers,
-            collate_fn=functools.partial(collate_images, transforms_key=key),
+            collate_fn=functools.partial(type(self).collate, transforms_key=key),
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers and workers > 0,
         )

@@ -9,7 +9,6 @@ The targets' training-split mean/std go into ``data_info`` so the task can train
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 from collections.abc import Sequence
@@ -18,9 +17,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
-from lit_vision.data.image_files import STAGES, ImageFileDataset, ImageFilesDataModule, Sample
+from lit_vision.data.image_files import ImageFilesDataModule, Sample
 from lit_vision.data.splits import split_indices
 from lit_vision.data.tabular import as_list, describe_rows, numeric_column, read_csv, require_columns
 from lit_vision.errors import UserError
@@ -59,6 +57,8 @@ class ImageRegressionDataModule(ImageFilesDataModule):
         Other arguments: see :class:`~lit_vision.data.image_files.ImageFilesDataModule` (transforms,
         mean/std, in_channels, image_size, batch sizes, workers, bad-file handling).
     """
+
+    collate = staticmethod(collate_regression)
 
     # Targets are values, not classes: `run.fill_discovered_data_keys` leaves data.num_classes null.
     not_applicable_keys = ("num_classes",)
@@ -167,46 +167,15 @@ class ImageRegressionDataModule(ImageFilesDataModule):
         return f"Add rows to data.csv_path or raise data.{stage}_fraction (or give data.{stage}_csv)."
 
     # ------------------------------------------------------------------ Lightning hooks
-    def setup(self, stage: str | None = None) -> None:
-        if self.datasets:
-            return
-        self.discover()
-        samples = self._find()
-        if self.check_images != "off":
-            samples = self._check_files(samples)
-        self._validate_normalization()
-        if self.mean is None or self.std is None:
-            self._compute_normalization(samples["train"])
-        values = np.asarray([s.label for s in samples["train"]], dtype=float)
+    def _fit_targets(self, train: list[Sample]) -> None:
+        values = np.asarray([s.label for s in train], dtype=float)
         if self.standardize_target:
             std = values.std(axis=0)
             self.target_mean = values.mean(axis=0).tolist()
             self.target_std = np.where(std > 0, std, 1.0).tolist()
-        channels = self.in_channels or 3
-        for name in STAGES:
-            transform = self.train_transform if name == "train" else self.eval_transform
-            pairs = [(s.path, s.label) for s in samples[name]]
-            self.datasets[name] = ImageFileDataset(pairs, transform, channels, self.on_bad_sample)
-        log.info(
-            "%s: target %s; %s",
-            type(self).__name__,
-            ", ".join(self.targets),
-            ", ".join(f"{k} {len(v)}" for k, v in self.datasets.items()),
-        )
 
-    def _loader(self, stage: str, shuffle: bool) -> DataLoader:
-        if not self.datasets:
-            self.setup(stage)
-        key = "train_transforms" if stage == "train" else "eval_transforms"
-        return DataLoader(
-            self.datasets[stage],
-            batch_size=self.batch_size if stage == "train" else self.eval_batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            collate_fn=functools.partial(collate_regression, transforms_key=key),
-            pin_memory=self.pin_memory,
-            persistent_workers=self.persistent_workers and self.num_workers > 0,
-        )
+    def _targets_summary(self) -> str:
+        return f"target {', '.join(self.targets)}"
 
     def data_info(self) -> dict[str, Any]:
         """The image pipeline (see the base class) plus the target names and scaling."""

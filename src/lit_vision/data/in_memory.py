@@ -9,12 +9,12 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 
-import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lit_vision.data.resumable import EpochSampler, ResumableDataLoader, keep_batch
+from lit_vision.data.split_loaders import SplitDataModule
 from lit_vision.data.splits import split_indices
 
 STAGES = ("train", "val", "test")
@@ -41,7 +41,7 @@ class TensorBatchDataset(Dataset):
         return self[indices]
 
 
-class InMemoryImageDataModule(L.LightningDataModule):
+class InMemoryImageDataModule(SplitDataModule):
     """Base for datasets held as ``uint8 (N, C, H, W)`` images and ``int64 (N,)`` labels.
 
     Subclasses implement :meth:`load_splits`. Normalisation (and, in subclasses, augmentation) happens in
@@ -125,18 +125,6 @@ class InMemoryImageDataModule(L.LightningDataModule):
         if self.mean is None or self.std is None:
             self.mean, self.std = channel_stats(train_images)
         self._norm = None
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         images, labels = batch

@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
 from lit_vision.data.in_memory import EpochBatchSampler, TensorBatchDataset
+from lit_vision.data.split_loaders import SplitDataModule
 from lit_vision.data.splits import split_indices
 from lit_vision.errors import UserError
 
@@ -329,7 +329,7 @@ def parse_dates(frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray | Non
     return dates.to_numpy(dtype="datetime64[ns]")
 
 
-class TabularDataModule(L.LightningDataModule):
+class TabularDataModule(SplitDataModule):
     """A CSV table as a regression dataset (see the module docstring for the splits).
 
     Args:
@@ -634,18 +634,6 @@ class TabularDataModule(L.LightningDataModule):
             inputs = torch.from_numpy(self.preprocessor.transform(frame, f"{where} ({name} split)"))
             targets = torch.from_numpy(self.preprocessor.target_values(frame, f"{where} ({name} split)"))
             self.splits[name] = TensorBatchDataset(inputs, targets)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
 
     def _loader(self, stage: str, shuffle: bool) -> DataLoader:
         if stage not in self.splits:
