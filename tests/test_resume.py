@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from lit_vision.run import train
 from tests.helpers import ROOT, TRAIN_PY, compose_cfg, run_train_py, without_hydra
 
 # Values that legitimately differ between two runs of the same experiment.
-VOLATILE = {"fit_seconds", "test_seconds", "output_dir", "best_model_path"}
+VOLATILE = {"fit_seconds", "test_seconds", "output_dir", "best_model_path", "tested_weights"}
 
 TINY = [
     "trainer.max_epochs=2",

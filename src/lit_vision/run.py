@@ -110,6 +110,9 @@ def resolve_seed(seed: Any) -> int:
     return random.SystemRandom().randrange(2**31)
 
 
+TEST_CKPT_CHOICES = ("best", "last")
+
+
 def validate_run_keys(cfg: DictConfig) -> None:
     """Check the top-level run keys (they have no schema); raise UserError naming the key and the fix."""
     seed = cfg.get("seed")
@@ -118,6 +121,12 @@ def validate_run_keys(cfg: DictConfig) -> None:
     for key in ("train", "test"):
         if not isinstance(cfg.get(key, True), bool):
             raise UserError(f"{key}={cfg.get(key)!r} must be true or false.")
+    test_ckpt = cfg.get("test_ckpt", "best")
+    if test_ckpt not in TEST_CKPT_CHOICES:
+        raise UserError(
+            f"test_ckpt={test_ckpt!r} is not one of {', '.join(TEST_CKPT_CHOICES)}: best tests the checkpoint "
+            "with the best monitored validation metric, last the weights at the end of training."
+        )
     ckpt = cfg.get("ckpt_path")
     if ckpt is not None:
         path = Path(to_absolute_path(str(ckpt))) if HydraConfig.initialized() else Path(str(ckpt))
@@ -390,7 +399,8 @@ def _fit_and_test(
     ckpt_path: str | None,
     metrics: dict[str, Any],
 ) -> None:
-    """Fit (from ``ckpt_path`` when given), then test the best checkpoint; record everything in ``metrics``."""
+    """Fit (from ``ckpt_path`` when given), then test the best checkpoint (or with ``test_ckpt=last`` the
+    final weights); record everything in ``metrics``."""
     do_train, do_test = bool(cfg.get("train", True)), bool(cfg.get("test", True))
     if do_train:
         start = time.perf_counter()
@@ -406,10 +416,15 @@ def _fit_and_test(
     metrics["best_model_path"] = best_path or None
 
     if do_test:
-        if do_train and not best_path:
+        tested = best_path
+        if do_train and cfg.get("test_ckpt", "best") == "last":
+            tested = ""  # the weights in memory are the last ones
+            log.info("Testing the weights at the end of training (test_ckpt=last).")
+        elif do_train and not best_path:
             log.warning("No best checkpoint was written; testing the weights at the end of training.")
+        metrics["tested_weights"] = tested or ("last" if do_train else cfg.get("ckpt_path"))
         start = time.perf_counter()
-        results = trainer.test(task, datamodule=datamodule, ckpt_path=best_path or None, weights_only=False)
+        results = trainer.test(task, datamodule=datamodule, ckpt_path=tested or None, weights_only=False)
         metrics["test_seconds"] = round(time.perf_counter() - start, 3)
         for result in results:
             metrics.update(to_float_dict(result))

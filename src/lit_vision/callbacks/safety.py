@@ -202,8 +202,12 @@ def _describe(value: float) -> str:
 
 
 def _last_checkpoint(trainer: L.Trainer) -> str | None:
-    for callback in trainer.checkpoint_callbacks:
-        path = getattr(callback, "last_model_path", "") or getattr(callback, "best_model_path", "")
-        if path:
-            return str(path)
-    return None
+    """The newest checkpoint file written: a ``last`` one when a callback keeps it, else the best."""
+    paths = [
+        str(getattr(callback, name, "") or "")
+        for name in ("last_model_path", "best_model_path")
+        for callback in trainer.checkpoint_callbacks
+    ]
+    written = [path for path in paths if path]
+    newest = [path for path in written if Path(path).stem == "last"]
+    return (newest or written or [None])[0]
