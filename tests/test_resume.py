@@ -194,15 +194,21 @@ def test_sigterm_mid_epoch_then_resume_reaches_the_uninterrupted_metrics(tmp_pat
     steps_per_epoch = expected["global_step"] // 3
 
     run = tmp_path / "run"
-    for _attempt in range(3):
+    # The signal is timed by the clock: on a loaded machine it can miss the second epoch (land on an epoch
+    # boundary, in the third epoch, or after the end); such attempts are repeated.
+    for _attempt in range(4):
         killed = _sigterm_during_second_epoch(run)
-        assert killed.returncode == 143, killed.stdout[-3000:]
-        partial = json.loads((run / "metrics.json").read_text())
-        if partial["global_step"] % steps_per_epoch:  # stopped mid-epoch, as intended
+        metrics_file = run / "metrics.json"
+        partial = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+        in_second_epoch = partial.get("epochs") == 1 and partial.get("global_step", 0) % steps_per_epoch
+        if killed.returncode == 143 and in_second_epoch:
             break
-        import shutil
-
         shutil.rmtree(run)
+    else:
+        pytest.fail(
+            f"no attempt was stopped inside the second epoch; last exit {killed.returncode}, "
+            f"metrics {partial}, output: {killed.stdout[-2000:]}"
+        )
     assert partial["status"] == "interrupted" and partial["epochs"] == 1
     assert partial["global_step"] % steps_per_epoch != 0
     assert (run / "checkpoints" / "last.ckpt").is_file()
