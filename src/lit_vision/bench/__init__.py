@@ -18,6 +18,7 @@ CASES: dict[str, str] = {
     "monitoring": "monitoring",
     "segmentation_quality": "segmentation_quality",
     "regression_temps": "regression_temps",
+    "regression_temps_cv": "regression_temps_cv",
     "data_loading": "data_loading",
     "speed": "speed",
     "predict_speed": "predict_speed",
@@ -25,5 +26,6 @@ CASES: dict[str, str] = {
 
 # Run only when named (`--case speed`) or with `--all`: longer variants of what the default cases cover
 # (`speed`: ResNet-18 epochs per precision/layout/compile setting, covered per model family by `precision`;
-# `data_loading`: loader vs in-memory epochs, covered by `data_path`), kept out of `make bench`'s 15 minutes.
-EXTRA_CASES: frozenset[str] = frozenset({"speed", "data_loading"})
+# `data_loading`: loader vs in-memory epochs, covered by `data_path`; `regression_temps_cv`: how the temps
+# recipe was chosen), kept out of `make bench`'s 15 minutes.
+EXTRA_CASES: frozenset[str] = frozenset({"speed", "data_loading", "regression_temps_cv"})
