@@ -138,6 +138,33 @@ def test_labelme_folder_batches_and_masks_match_the_polygons(tmp_path):
     assert images.dtype == torch.float32 and images.shape[1:] == (3, 32, 32) and masks.shape[1:] == (32, 32)
 
 
+def test_train_order_depends_on_seed_and_epoch_and_resumes_mid_epoch(tmp_path):
+    root = make_labelme_dataset(tmp_path / "d", n=12, classes=("cat",))
+
+    def masks_of(loader) -> list[torch.Tensor]:
+        return [masks for _, masks in loader]
+
+    def loader(epoch: int, seed: int = 5, resume: dict | None = None):
+        dm = folder_dm(root, batch_size=2, val_fraction=0.25, test_fraction=0.0, split_seed=seed)
+        dm.setup("fit")
+        train = dm.train_dataloader()
+        if resume is not None:
+            train.load_state_dict(resume)
+        train.sampler.set_epoch(epoch)
+        return train
+
+    full = masks_of(loader(2))
+    assert len(full) == 5  # 9 training images in batches of 2
+    assert all(
+        torch.equal(a, b) for a, b in zip(masks_of(loader(2)), full, strict=True)
+    )  # a new loader, same order
+    assert not all(
+        torch.equal(a, b) for a, b in zip(masks_of(loader(3)), full, strict=True)
+    )  # the epoch reshuffles
+    resumed = masks_of(loader(2, resume={"epoch": 2, "batches": 3}))
+    assert len(resumed) == 2 and all(torch.equal(a, b) for a, b in zip(resumed, full[3:], strict=True))
+
+
 def test_labels_are_discovered_without_labels_txt(tmp_path):
     root = make_labelme_dataset(tmp_path / "d", n=5, classes=("zebra", "ant"), labels_txt=False)
     dm = folder_dm(root)

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch.utils.data import DataLoader
 from torchvision.transforms import v2
 
+from lit_vision.data.resumable import EpochSampler, ResumableDataLoader
 from lit_vision.data.segmentation.dataset import SampleLoader, SegmentationDataset
 from lit_vision.data.segmentation.labels import IGNORE_INDEX, LabelSet, voc_colormap
 from lit_vision.data.transforms import build_transforms
@@ -175,8 +176,7 @@ class SegmentationDataModule(L.LightningDataModule):
         dataset = self._dataset("train")
         if self.train_repeats > 1:
             dataset = torch.utils.data.ConcatDataset([dataset] * self.train_repeats)
-        generator = torch.Generator().manual_seed(self.split_seed)
-        return self._loader(dataset, self.batch_size, shuffle=True, generator=generator)
+        return self._loader(dataset, self.batch_size, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self._dataset("val"), self.eval_batch_size, shuffle=False)
@@ -224,13 +224,14 @@ class SegmentationDataModule(L.LightningDataModule):
             self.setup(stage)
         return self.datasets[stage]
 
-    def _loader(self, dataset, batch_size: int, shuffle: bool, generator=None) -> DataLoader:
-        return DataLoader(
+    def _loader(self, dataset, batch_size: int, shuffle: bool) -> DataLoader:
+        # The order depends only on (split_seed, epoch) and the position is checkpointed, so a run resumed
+        # mid-epoch sees the batches an uninterrupted one would have seen (as the classification modules).
+        return ResumableDataLoader(
             dataset,
             batch_size=batch_size,
-            shuffle=shuffle,
+            sampler=EpochSampler(len(dataset), shuffle=shuffle, seed=self.split_seed),
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
-            generator=generator,
         )
