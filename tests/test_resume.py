@@ -152,6 +152,17 @@ def test_two_deterministic_runs_give_identical_metrics(tmp_path):
     assert comparable(train(without_hydra(other))[0]) != runs[0]  # the seed matters
 
 
+def test_last_ckpt_replaces_a_last_ckpt_it_did_not_write(tmp_path):
+    """A resume after an interruption in the first epoch: last.ckpt exists (the interrupt wrote it) while the
+    last-checkpoint callback has written nothing yet. It must replace that file, not write last-v1.ckpt."""
+    checkpoints = tmp_path / "checkpoints"
+    checkpoints.mkdir()
+    (checkpoints / "last.ckpt").write_bytes(b"written by someone else")
+    train(without_hydra(compose_cfg(TINY, output_dir=tmp_path)))
+    assert not list(checkpoints.glob("last-v*.ckpt"))
+    assert torch.load(checkpoints / "last.ckpt", map_location="cpu", weights_only=False)["epoch"] == 1
+
+
 # ------------------------------------------------------------------ SIGTERM and resume
 RESUME_RUN = [
     "trainer.max_epochs=3",
