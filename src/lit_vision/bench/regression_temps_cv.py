@@ -9,7 +9,7 @@ choice), for two seeds. The rows give the mean test MAE over the folds; the per-
 
 A fold's held-out year is not fully unseen: the ``average`` input of the training rows (computed over the
 other training years) includes it. That affects every predictor alike. Run it with
-``python -m lit_vision.bench --case regression_temps_cv`` (not part of ``make bench``: about 8 minutes on 2
+``python -m lit_vision.bench --case regression_temps_cv`` (not part of ``make bench``: 3-4 minutes on 2
 cores).
 """
 
