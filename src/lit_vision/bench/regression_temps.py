@@ -15,30 +15,41 @@ from __future__ import annotations
 
 import statistics
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from lit_vision.bench.report import device_name
+from lit_vision.bench.report import device_name, make_row
 
 SPLIT_SEED = 42
 SEEDS = (0, 1, 2, 3, 4)
 
 
-def temps_datamodule(data_dir: Path, split_seed: int = SPLIT_SEED):
-    """The ``data=temps`` DataModule as the experiment configures it (embedded table under ``data_dir``)."""
+def temps_datamodule(data_dir: Path, split_seed: int = SPLIT_SEED, overrides: Sequence[str] = ()):
+    """The ``data=temps`` DataModule as the experiment configures it (embedded table under ``data_dir``),
+    with ``overrides`` (e.g. another ``data.path`` / ``data.test_query``), set up for fitting."""
     from hydra.utils import instantiate
 
     from lit_vision.bench.compose import compose_train_config
 
     cfg = compose_train_config(
-        ["experiment=temps", f"paths.data_dir={data_dir}", f"data.split_seed={split_seed}"],
+        ["experiment=temps", f"paths.data_dir={data_dir}", f"data.split_seed={split_seed}", *overrides],
         data_dir / "unused",
     )
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
     return datamodule
+
+
+def mae_row(
+    case: str, setting: str, device: str, metric: str, value: float, baseline: float | None, note: str
+) -> dict[str, Any]:
+    """A result row of MAEs in degrees F (3 decimals), the ratio to ``baseline`` when there is one."""
+    ratio = round(value / baseline, 3) if baseline else None
+    rounded = None if baseline is None else round(baseline, 3)
+    return make_row(case, setting, device, metric, round(value, 3), rounded, note, ratio=ratio)
 
 
 def baselines(datamodule) -> dict[str, float]:
@@ -100,46 +111,30 @@ def run(quick: bool) -> list[dict[str, Any]]:
     )
     rows_note = ", ".join(f"{k} {v}" for k, v in base["rows"].items())
     setting = "2015 test year" + (" (quick: 3 epochs)" if quick else "")
+    persistence, linear = base["persistence"], base["linear_regression_train_val"]
+
+    def row(metric: str, value: float, baseline: float | None, note: str) -> dict[str, Any]:
+        return mae_row("regression_temps", setting, device, f"test MAE (F), {metric}", value, baseline, note)
+
     rows = [
-        {
-            "case": "regression_temps",
-            "setting": setting,
-            "device": device,
-            "metric": "test MAE (F), persistence (actual = temp_1)",
-            "value": round(base["persistence"], 3),
-            "baseline": None,
-            "ratio": None,
-            "note": f"rows: {rows_note}",
-        },
-        {
-            "case": "regression_temps",
-            "setting": setting,
-            "device": device,
-            "metric": "test MAE (F), sklearn LinearRegression (train)",
-            "value": round(base["linear_regression"], 3),
-            "baseline": round(base["persistence"], 3),
-            "ratio": round(base["linear_regression"] / base["persistence"], 3),
-            "note": "same inputs as the net; fitted on the training split",
-        },
-        {
-            "case": "regression_temps",
-            "setting": setting,
-            "device": device,
-            "metric": "test MAE (F), sklearn LinearRegression (train+val)",
-            "value": round(base["linear_regression_train_val"], 3),
-            "baseline": round(base["persistence"], 3),
-            "ratio": round(base["linear_regression_train_val"] / base["persistence"], 3),
-            "note": "same inputs; fitted on training + validation rows",
-        },
-        {
-            "case": "regression_temps",
-            "setting": setting,
-            "device": device,
-            "metric": f"test MAE (F), lit_vision experiment=temps (mean of {len(maes)} seeds)",
-            "value": round(mean, 3),
-            "baseline": round(base["linear_regression_train_val"], 3),
-            "ratio": round(mean / base["linear_regression_train_val"], 3),
-            "note": f"final weights (test_ckpt=last); vs LinearRegression (train+val); seeds {list(seeds)}: {spread}",
-        },
+        row("persistence (actual = temp_1)", persistence, None, f"rows: {rows_note}"),
+        row(
+            "sklearn LinearRegression (train)",
+            base["linear_regression"],
+            persistence,
+            "same inputs as the net; fitted on the training split",
+        ),
+        row(
+            "sklearn LinearRegression (train+val)",
+            linear,
+            persistence,
+            "same inputs; fitted on training + validation rows",
+        ),
+        row(
+            f"lit_vision experiment=temps (mean of {len(maes)} seeds)",
+            mean,
+            linear,
+            f"final weights (test_ckpt=last); vs LinearRegression (train+val); seeds {list(seeds)}: {spread}",
+        ),
     ]
     return rows

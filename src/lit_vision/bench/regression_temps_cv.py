@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lit_vision.bench.regression_temps import SPLIT_SEED, baselines, temps_datamodule, train_temps
+from lit_vision.bench.regression_temps import baselines, mae_row, temps_datamodule, train_temps
 from lit_vision.bench.report import device_name
 
 FOLD_YEARS = (2012, 2013, 2014)
@@ -92,10 +92,6 @@ def fold_overrides(csv: Path, year: int) -> list[str]:
 
 def run(quick: bool) -> list[dict[str, Any]]:
     """Rows: the folds' mean test MAE of LinearRegression and of the net with each ``test_ckpt``."""
-    from hydra.utils import instantiate
-
-    from lit_vision.bench.compose import compose_train_config
-
     years = FOLD_YEARS[-1:] if quick else FOLD_YEARS
     seeds = SEEDS[:1] if quick else SEEDS
     extra = ["trainer.max_epochs=3"] if quick else []
@@ -108,17 +104,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
         csv = training_years_csv(data_dir)
         for year in years:
             overrides = fold_overrides(csv, year)
-            cfg = compose_train_config(
-                [
-                    "experiment=temps",
-                    f"paths.data_dir={data_dir}",
-                    f"data.split_seed={SPLIT_SEED}",
-                    *overrides,
-                ],
-                Path(tmp) / "unused",
-            )
-            datamodule = instantiate(cfg.data)
-            datamodule.setup("fit")
+            datamodule = temps_datamodule(data_dir, overrides=overrides)
             linear[year] = baselines(datamodule)["linear_regression"]
             for name, mae in sklearn_maes(datamodule).items():
                 others.setdefault(name, {})[year] = mae
@@ -135,50 +121,24 @@ def run(quick: bool) -> list[dict[str, Any]]:
                     for seed in seeds
                 ]
     setting = "leave-one-year-out, 2012-2014" + (" (quick: 2014 only, 3 epochs)" if quick else "")
-    linear_mean = statistics.fmean(linear.values())
 
     def by_year(values: dict[int, float]) -> str:
         return ", ".join(f"{year}: {value:.3f}" for year, value in values.items())
 
-    rows = [
-        {
-            "case": "regression_temps_cv",
-            "setting": setting,
-            "device": device,
-            "metric": "held-out year MAE (F), sklearn LinearRegression (train)",
-            "value": round(linear_mean, 3),
-            "baseline": None,
-            "ratio": None,
-            "note": by_year(linear),
-        }
-    ]
-    for name, per_year in others.items():
+    def row(metric: str, per_year: dict[int, float], baseline: float | None, note: str) -> dict[str, Any]:
         mean = statistics.fmean(per_year.values())
-        rows.append(
-            {
-                "case": "regression_temps_cv",
-                "setting": setting,
-                "device": device,
-                "metric": f"held-out year MAE (F), {name}",
-                "value": round(mean, 3),
-                "baseline": round(linear_mean, 3),
-                "ratio": round(mean / linear_mean, 3),
-                "note": f"vs LinearRegression; same inputs; {by_year(per_year)}",
-            }
-        )
+        note = f"{note}; {by_year(per_year)}" if note else by_year(per_year)
+        metric = f"held-out year MAE (F), {metric}"
+        return mae_row("regression_temps_cv", setting, device, metric, mean, baseline, note)
+
+    linear_mean = statistics.fmean(linear.values())
+    rows = [row("sklearn LinearRegression (train)", linear, None, "")]
+    rows += [
+        row(name, per_year, linear_mean, "vs LinearRegression; same inputs")
+        for name, per_year in others.items()
+    ]
     for choice in CHOICES:
         per_year = {year: statistics.fmean(maes) for year, maes in net[choice].items()}
-        mean = statistics.fmean(per_year.values())
-        rows.append(
-            {
-                "case": "regression_temps_cv",
-                "setting": setting,
-                "device": device,
-                "metric": f"held-out year MAE (F), experiment=temps test_ckpt={choice} (mean of seeds {list(seeds)})",
-                "value": round(mean, 3),
-                "baseline": round(linear_mean, 3),
-                "ratio": round(mean / linear_mean, 3),
-                "note": f"vs LinearRegression; {by_year(per_year)}",
-            }
-        )
+        metric = f"experiment=temps test_ckpt={choice} (mean of seeds {list(seeds)})"
+        rows.append(row(metric, per_year, linear_mean, "vs LinearRegression"))
     return rows
