@@ -33,7 +33,7 @@ test-full: $(STAMP)  ## every test, slow ones included
 	$(PY) -m pytest -n $(PYTEST_WORKERS) $(ARGS)
 
 bench: $(STAMP)  ## benchmark suite: writes bench/results.json and bench/results.md
-	$(PY) -m lit_vision.bench $(ARGS)
+	$(PY) -m bench $(ARGS)
 
 lint: $(STAMP)  ## ruff check + format check
 	$(PY) -m ruff check src tests train.py

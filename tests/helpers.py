@@ -8,12 +8,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-import lit_vision  # noqa: F401  (registers the OmegaConf resolvers)
+from lit_vision.config.compose import compose_train_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
@@ -26,15 +23,7 @@ def compose_cfg(overrides: Sequence[str] = (), output_dir: Path | None = None) -
     The Hydra node is kept (so ``${hydra:...}`` resolves) and ``paths.output_dir`` points at
     ``output_dir`` when given.
     """
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        cfg.paths.root_dir = str(ROOT)
-        if output_dir is not None:
-            cfg.paths.output_dir = str(output_dir)
-    return cfg
+    return compose_train_config(overrides, output_dir)
 
 
 def without_hydra(cfg: DictConfig) -> DictConfig:

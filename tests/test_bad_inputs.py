@@ -27,14 +27,14 @@ from hydra.utils import instantiate
 from PIL import Image
 
 from lit_vision.errors import UserError, find_user_error, strip_worker_traceback
-from lit_vision.testing import (
+from tests.fakes import (
     make_image_folder,
     make_index_dataset,
     save_image,
     write_text_file,
     write_truncated_copy,
 )
-from lit_vision.testing.segmentation import make_labelme_dataset, make_oxford_pets, make_voc_dataset, shape
+from tests.fakes.segmentation import make_labelme_dataset, make_oxford_pets, make_voc_dataset, shape
 from tests.helpers import ROOT, compose_cfg
 
 QUIET = [
@@ -455,7 +455,7 @@ def test_labelme_photo_with_exif_rotation_matches_its_annotation(tmp_path):
     """labelme shows (and annotates) phone photos rotated by their EXIF tag: so does training."""
     from lit_vision.data.segmentation.folder import SegmentationItem, check_item, load_item
     from lit_vision.data.segmentation.labels import label_set_from_names
-    from lit_vision.testing import write_exif_rotated_jpeg
+    from tests.fakes import write_exif_rotated_jpeg
 
     stored = np.zeros((20, 30, 3), np.uint8)  # stored 30 wide x 20 high, shown 20 wide x 30 high
     write_exif_rotated_jpeg(tmp_path / "phone.jpg", stored, orientation=6)
@@ -482,7 +482,7 @@ def test_an_infinite_value_in_a_csv_is_named(tmp_path):
 
 
 def test_evaluation_data_is_compared_with_the_checkpoint():
-    from lit_vision.data.validation import checkpoint_data_mismatches
+    from lit_vision.inference.checkpoint import checkpoint_data_mismatches
 
     saved = {"kind": "tabular", "feature_names": ["a", "b"], "target_names": ["y"]}
     current = {"kind": "tabular", "feature_names": ["a", "b", "c"], "target_names": ["y"]}
@@ -513,8 +513,8 @@ def cli_error(main, argv: list[str], capsys) -> str:
 
 
 def test_predict_and_export_name_what_is_wrong_with_a_checkpoint(digits_ckpt, tmp_path, capsys, monkeypatch):
-    from lit_vision.export import main as export_main
-    from lit_vision.predict import main as predict_main
+    from lit_vision.cli.export import main as export_main
+    from lit_vision.cli.predict import main as predict_main
 
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     image = save_image(tmp_path / "in" / "x.png", np.zeros((8, 8, 3), np.uint8))

@@ -97,7 +97,7 @@ def test_build_from_config_items_and_errors():
 
 def test_augment_runs_in_training_only(tmp_path):
     from lit_vision.data.torchvision_sets import CIFAR10DataModule
-    from lit_vision.testing import make_cifar10
+    from tests.fakes import make_cifar10
 
     dm = CIFAR10DataModule(
         root=str(make_cifar10(tmp_path)), batch_size=16, augment=[{"RandomCrop": {"padding": 4}}]

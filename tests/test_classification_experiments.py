@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lit_vision.run import train
-from lit_vision.testing import datasets
+from lit_vision.runs.run import train
+from tests.fakes import datasets
 from tests.helpers import compose_cfg, without_hydra
 
 

@@ -60,7 +60,7 @@ def test_every_experiment_instantiates_its_task(name, tmp_path):
 
 def test_every_callback_and_logger_instantiates(tmp_path):
     cfg = compose_cfg(["logger=many"], output_dir=tmp_path)
-    from lit_vision.run import instantiate_dict
+    from lit_vision.runs.run import instantiate_dict
 
     assert len(instantiate_dict(cfg.callbacks)) >= 3
     assert len(instantiate_dict(cfg.logger)) == 2

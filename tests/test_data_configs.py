@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lit_vision.run import train
-from lit_vision.testing import (
+from lit_vision.runs.run import train
+from tests.fakes import (
     make_cat_to_name,
     make_cifar10,
     make_cifar100,

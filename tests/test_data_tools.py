@@ -10,8 +10,8 @@ import torch
 
 from lit_vision.data.image_list import ImageListDataModule
 from lit_vision.data.in_memory import channel_stats
-from lit_vision.testing import make_cifar10, make_image_folder
 from lit_vision.tools import digits_as_mnist, make_index, stats
+from tests.fakes import make_cifar10, make_image_folder
 
 
 def test_make_index_splits_class_folders_with_a_seed(tmp_path, capsys):
@@ -62,7 +62,7 @@ def test_make_index_errors_without_class_folders(tmp_path, capsys):
 
 
 def test_stats_of_a_folder_match_the_pixels(tmp_path, capsys):
-    from lit_vision.testing import save_image
+    from tests.fakes import save_image
 
     save_image(tmp_path / "a.png", np.full((4, 4, 3), [0, 255, 51], np.uint8))
     save_image(tmp_path / "sub" / "b.png", np.full((4, 8, 3), [255, 255, 51], np.uint8))

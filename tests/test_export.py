@@ -12,7 +12,7 @@ import onnxruntime
 import pytest
 import torch
 
-from lit_vision.export import main as export_main
+from lit_vision.cli.export import main as export_main
 from lit_vision.inference import export as export_module
 from lit_vision.inference.api import predict
 from lit_vision.inference.export import ExportCheckFailed, export_model

@@ -10,7 +10,7 @@ import torch
 
 from lit_vision.data.image_folder import ImageFolderDataModule
 from lit_vision.errors import UserError
-from lit_vision.testing import (
+from tests.fakes import (
     make_cat_to_name,
     make_image_folder,
     save_image,
@@ -100,7 +100,7 @@ def test_cat_to_name_json_gives_display_names(tmp_path):
 def test_num_classes_null_is_discovered_for_the_model_config(tmp_path):
     from omegaconf import OmegaConf
 
-    from lit_vision.run import fill_discovered_data_keys
+    from lit_vision.runs.run import fill_discovered_data_keys
 
     make_image_folder(tmp_path, classes=("a", "b", "c", "d"), per_class=10)
     cfg = OmegaConf.create({"data": {"num_classes": None, "image_size": None, "in_channels": 3}})

@@ -8,7 +8,7 @@ import torch
 
 from lit_vision.data.image_list import ImageListDataModule
 from lit_vision.errors import UserError
-from lit_vision.testing import make_index_dataset, save_image
+from tests.fakes import make_index_dataset, save_image
 
 SMALL = {"image_size": 32, "num_workers": 0, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
 

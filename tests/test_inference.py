@@ -20,8 +20,9 @@ from lit_vision.inference.api import predict
 from lit_vision.inference.checkpoint import load_model
 from lit_vision.inference.inputs import find_images
 from lit_vision.inference.preprocess import ImagePreprocessor
-from lit_vision.run import train
-from lit_vision.testing import (
+from lit_vision.runs.run import train
+from lit_vision.viz.segmentation import probs_to_mask
+from tests.fakes import (
     make_cat_to_name,
     make_image_folder,
     save_image,
@@ -29,8 +30,7 @@ from lit_vision.testing import (
     write_garbage_image,
     write_text_file,
 )
-from lit_vision.testing.segmentation import make_labelme_dataset
-from lit_vision.viz.segmentation import probs_to_mask
+from tests.fakes.segmentation import make_labelme_dataset
 from tests.helpers import ROOT, compose_cfg, without_hydra
 
 FLOWERS = {"21": "fire lily", "3": "canterbury bells", "45": "bolero deep blue"}
@@ -308,7 +308,7 @@ def test_predict_command_line_with_trainer_overrides(classifier, tmp_path):
     command = [
         sys.executable,
         "-m",
-        "lit_vision.predict",
+        "lit_vision.cli.predict",
         f"ckpt={ckpt}",
         f"input={root}",
         f"out={tmp_path / 'o'}",
@@ -324,7 +324,7 @@ def test_predict_command_line_with_trainer_overrides(classifier, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "18 classification predictions" in proc.stdout
     assert len(read_csv(tmp_path / "o" / "predictions.csv")[0]) == 5  # file + one top-1 group
-    from lit_vision.predict import main as predict_main
+    from lit_vision.cli.predict import main as predict_main
 
     with pytest.raises(SystemExit) as exited:
         predict_main([f"ckpt={ckpt}", f"input={root}", "batch_sze=3"])

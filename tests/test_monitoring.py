@@ -11,7 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 from tensorboard.util import tensor_util
 
-from lit_vision.run import train
+from lit_vision.runs.run import train
 from tests.helpers import CONF_DIR, compose_cfg, run_train_py, without_hydra
 
 DIGITS = [str(i) for i in range(10)]

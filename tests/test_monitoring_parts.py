@@ -17,12 +17,12 @@ from lit_vision.callbacks.confusion_matrix import ConfusionMatrixCallback
 from lit_vision.callbacks.conv_visuals import first_conv, kernel_grid, stage_outputs
 from lit_vision.callbacks.graph import ModelGraph
 from lit_vision.callbacks.hparams import select_hparams
-from lit_vision.callbacks.images import unnormalize
 from lit_vision.callbacks.lr_monitor import LearningRateMonitor
 from lit_vision.callbacks.outputs import penultimate_features
 from lit_vision.callbacks.prediction_grid import ClassificationPredictionGrid
 from lit_vision.nets.cnn import SimpleCNN
 from lit_vision.utils.progress import track
+from lit_vision.viz.images import unnormalize
 from tests.test_monitoring import read_events
 
 

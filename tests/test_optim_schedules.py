@@ -11,8 +11,8 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 
 from lit_vision.data.digits import DigitsDataModule
-from lit_vision.optim import build_optimizer, build_scheduler
-from lit_vision.schedulers import LinearWarmupLR, LrExpression, add_group_to_scheduler
+from lit_vision.optim.optimizers import build_optimizer, build_scheduler
+from lit_vision.optim.schedulers import LinearWarmupLR, LrExpression, add_group_to_scheduler
 from tests.helpers import CONF_DIR, compose_cfg, without_hydra
 
 OPTIMIZERS = sorted(p.stem for p in (CONF_DIR / "optim").glob("*.yaml"))
@@ -69,7 +69,7 @@ def test_fused_auto_keeps_the_default_step_on_cpu_and_accepts_any_class(target, 
 
 
 def test_fused_auto_only_picks_the_fused_step_on_cuda():
-    from lit_vision.optim import fused_supported
+    from lit_vision.optim.optimizers import fused_supported
 
     floats = [{"params": [torch.nn.Parameter(torch.zeros(2))]}]
     assert not fused_supported(torch.optim.Adam, floats)  # CPU: torch's default step measured faster
@@ -148,10 +148,10 @@ def test_lambda_expressions_are_evaluated_safely():
 def test_groups_added_later_are_scheduled():
     for config in (
         {"_target_": "torch.optim.lr_scheduler.CosineAnnealingLR", "T_max": 4},
-        {"_target_": "lit_vision.schedulers.ExpressionLR", "expression": "0.5 ** epoch"},
+        {"_target_": "lit_vision.optim.schedulers.ExpressionLR", "expression": "0.5 ** epoch"},
         {"_target_": "torch.optim.lr_scheduler.ReduceLROnPlateau", "patience": 0, "mode": "max"},
         {
-            "_target_": "lit_vision.schedulers.LinearWarmupLR",
+            "_target_": "lit_vision.optim.schedulers.LinearWarmupLR",
             "warmup_iters": 2,
             "_recursive_": False,
             "after": {"_target_": "torch.optim.lr_scheduler.ExponentialLR", "gamma": 0.5},

@@ -14,8 +14,8 @@ from lit_vision.callbacks.linear_coefficients import linear_coefficients
 from lit_vision.callbacks.regression_figure import ActualVsPredictedFigure
 from lit_vision.data.tabular import TabularDataModule
 from lit_vision.errors import UserError
+from lit_vision.inference.tabular import write_predictions_csv
 from lit_vision.nets.regressor import LinearRegressor, MLPRegressor, image_regressor
-from lit_vision.predict_regression import write_predictions_csv
 from lit_vision.tasks.regression import RegressionTask, loss_config
 
 

@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 
 from lit_vision.data.digits import DigitsDataModule
 from lit_vision.data.resumable import EpochSampler
-from lit_vision.run import train
+from lit_vision.runs.run import train
 from tests.helpers import ROOT, TRAIN_PY, compose_cfg, run_train_py, without_hydra
 
 # Values that legitimately differ between two runs of the same experiment.
@@ -123,7 +123,7 @@ def test_evaluate_module_uses_the_runs_own_data_options(tmp_path):
         [
             sys.executable,
             "-m",
-            "lit_vision.evaluate",
+            "lit_vision.cli.evaluate",
             f"ckpt={trained['best_model_path']}",
             f"hydra.run.dir={tmp_path / 'ev'}",
         ],

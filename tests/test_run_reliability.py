@@ -19,10 +19,10 @@ import torch
 from omegaconf import open_dict, read_write
 
 from lit_vision.callbacks.safety import NonFiniteLossError
-from lit_vision.hydra_callbacks import RunDirGuard
-from lit_vision.resume import argv_with_run_overrides, next_free_dir, run_dir_of_checkpoint
-from lit_vision.run import train
-from lit_vision.schema import TrainerConfig, trainer_fields_from_lightning
+from lit_vision.config.schema import TrainerConfig, trainer_fields_from_lightning
+from lit_vision.runs.hydra_callbacks import RunDirGuard
+from lit_vision.runs.run import train
+from lit_vision.runs.run_folder import argv_with_run_overrides, next_free_dir, run_dir_of_checkpoint
 from tests.helpers import ROOT, TRAIN_PY, compose_cfg, run_train_py, without_hydra
 
 TINY = [

@@ -10,7 +10,7 @@ import pytest
 import torch
 from omegaconf import open_dict
 
-from lit_vision.run import train
+from lit_vision.runs.run import train
 from tests.helpers import compose_cfg, run_train_py, without_hydra
 
 TINY = [

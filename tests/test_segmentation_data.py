@@ -20,7 +20,7 @@ from lit_vision.data.segmentation.labelme import LabelmeShape, load_labelme_samp
 from lit_vision.data.segmentation.labels import label_set_from_names, parse_labels_txt, voc_colormap
 from lit_vision.data.segmentation.sample import SAMPLE_VARIANTS, Variant, clip_polygon, render_variant
 from lit_vision.errors import UserError
-from lit_vision.testing.segmentation import (
+from tests.fakes.segmentation import (
     make_labelme_dataset,
     make_oxford_pets,
     make_voc_dataset,

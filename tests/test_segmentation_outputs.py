@@ -14,7 +14,6 @@ from lit_vision.callbacks.segmentation_images import SegmentationImages
 from lit_vision.data.segmentation import SegmentationFolderDataModule
 from lit_vision.data.segmentation.labelme import load_labelme_sample
 from lit_vision.data.segmentation.labels import IGNORE_INDEX, label_set_from_names
-from lit_vision.testing.segmentation import make_labelme_dataset
 from lit_vision.tools import labelme2voc
 from lit_vision.viz.segmentation import (
     blend,
@@ -23,6 +22,7 @@ from lit_vision.viz.segmentation import (
     probs_to_mask,
     write_segmentation_outputs,
 )
+from tests.fakes.segmentation import make_labelme_dataset
 from tests.helpers import run_train_py
 
 

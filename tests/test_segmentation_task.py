@@ -11,11 +11,11 @@ from hydra.utils import instantiate
 
 from lit_vision.errors import UserError
 from lit_vision.nets.unet import UNet
-from lit_vision.run import train
+from lit_vision.runs.run import train
 from lit_vision.tasks.segmentation import SegmentationTask
 from lit_vision.tasks.segmentation_losses import TERMS, SegmentationLoss
 from lit_vision.tasks.segmentation_metrics import scores_from_confusion
-from lit_vision.testing.segmentation import make_labelme_dataset
+from tests.fakes.segmentation import make_labelme_dataset
 from tests.helpers import compose_cfg, without_hydra
 
 UNET = {"_target_": "lit_vision.nets.unet.UNet", "in_channels": 3, "out_channels": None, "init_features": 4}

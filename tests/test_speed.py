@@ -14,10 +14,10 @@ import pytest
 import torch
 from omegaconf import open_dict
 
-from lit_vision import hardware
-from lit_vision.bench import CASES, EXTRA_CASES
-from lit_vision.bench.clocks import first_reaching, step_summary
-from lit_vision.bench.report import make_row, markdown_table
+from bench import CASES, EXTRA_CASES
+from bench.clocks import first_reaching, step_summary
+from bench.report import make_row, markdown_table
+from lit_vision.utils import hardware
 from tests.helpers import ROOT, compose_cfg, without_hydra
 
 
@@ -63,10 +63,10 @@ def _bench_callbacks(cfg, folder: Path, probe_every: int = 2) -> None:
         cfg.callbacks = {
             "model_checkpoint": cfg.callbacks.model_checkpoint,
             "progress_bar": cfg.callbacks.progress_bar,
-            "steps": {"_target_": "lit_vision.bench.clocks.StepClock", "path": str(folder / "steps.json")},
-            "epochs": {"_target_": "lit_vision.bench.clocks.EpochClock", "path": str(folder / "epochs.json")},
+            "steps": {"_target_": "bench.clocks.StepClock", "path": str(folder / "steps.json")},
+            "epochs": {"_target_": "bench.clocks.EpochClock", "path": str(folder / "epochs.json")},
             "probe": {
-                "_target_": "lit_vision.bench.clocks.AccuracyProbe",
+                "_target_": "bench.clocks.AccuracyProbe",
                 "path": str(folder / "probe.json"),
                 "every_n_steps": probe_every,
             },
@@ -74,7 +74,7 @@ def _bench_callbacks(cfg, folder: Path, probe_every: int = 2) -> None:
 
 
 def test_default_run_lays_out_the_cnn_channels_last_and_the_clocks_record_it(tmp_path):
-    from lit_vision.run import train
+    from lit_vision.runs.run import train
 
     cfg = without_hydra(
         compose_cfg(
@@ -149,8 +149,8 @@ def test_in_memory_data_stays_on_the_cpu_without_a_gpu_and_checks_the_setting(tm
 
 
 def test_cifar10_fast_experiment_runs_on_cpu_in_a_fast_dev_run(tmp_path):
-    from lit_vision.run import train
-    from lit_vision.testing import make_cifar10
+    from lit_vision.runs.run import train
+    from tests.fakes import make_cifar10
 
     cfg = compose_cfg(["experiment=cifar10_fast"])
     assert cfg.data.resident is True and cfg.model.channels_last is True and cfg.model.compile is True
@@ -178,7 +178,7 @@ def test_cifar10_fast_experiment_runs_on_cpu_in_a_fast_dev_run(tmp_path):
 
 # ----------------------------------------------------------------------------- the plain loop
 def test_plain_loop_trains_probes_and_stops_at_the_target(tmp_path):
-    from lit_vision.bench.plain_loop import PlainLoop, Splits, crop_flip_per_sample
+    from bench.plain_loop import PlainLoop, Splits, crop_flip_per_sample
 
     generator = torch.Generator().manual_seed(0)
     labels = torch.arange(64) % 2
@@ -211,14 +211,14 @@ def test_every_registered_case_is_a_module_with_run():
 
     assert set(CASES) >= EXTRA_CASES
     for module in CASES.values():
-        assert callable(importlib.import_module(f"lit_vision.bench.{module}").run)
+        assert callable(importlib.import_module(f"bench.{module}").run)
 
 
 def test_bench_command_writes_results_and_reports_a_failing_case(tmp_path, monkeypatch):
     out = tmp_path / "bench"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     done = subprocess.run(
-        [sys.executable, "-m", "lit_vision.bench", "--quick", "--case", "cifar10_fast", "--out", str(out)],
+        [sys.executable, "-m", "bench", "--quick", "--case", "cifar10_fast", "--out", str(out)],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -235,7 +235,7 @@ def test_bench_command_writes_results_and_reports_a_failing_case(tmp_path, monke
     assert "cifar10_fast (quick)" in (out / "results.md").read_text()
 
     # in-process: a case that raises gets an error row, the others still run, the exit status is 1
-    from lit_vision.bench import __main__ as runner
+    from bench import __main__ as runner
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the GPU path only reports "not run"
     monkeypatch.setitem(runner.CASES, "broken", "no_such_module")
@@ -273,7 +273,7 @@ def test_nan_guard_checking_every_few_steps_names_the_step_and_writes_no_later_c
     """The GPU mode of FiniteLossGuard (flag kept on the device, read every N steps and before every
     checkpoint), forced here on the CPU."""
     from lit_vision.callbacks.safety import NonFiniteLossError
-    from lit_vision.run import train
+    from lit_vision.runs.run import train
 
     cfg = without_hydra(
         compose_cfg(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from lit_vision.sweep_summary import collect_jobs, render_markdown, write_summary
+from lit_vision.runs.sweep_summary import collect_jobs, render_markdown, write_summary
 from tests.helpers import CONF_DIR, compose_cfg, run_train_py
 
 FAST_JOB = [

@@ -7,7 +7,8 @@ import torch
 from lightning import Trainer
 
 from lit_vision.errors import UserError
-from lit_vision.run import load_task_from_checkpoint, train, validate_run_keys
+from lit_vision.inference.checkpoint import load_task_from_checkpoint
+from lit_vision.runs.run import train, validate_run_keys
 from tests.helpers import compose_cfg, without_hydra
 
 # Three short epochs on digits. The monitor is val/loss with mode max, so the "best" checkpoint is the
@@ -38,8 +39,14 @@ def scored_test_loss(checkpoint, run_dir) -> float:
 
     cfg = compose_cfg(RUN, output_dir=run_dir)
     task = load_task_from_checkpoint(checkpoint, cfg.model)
+    # the run's own precision (bf16-mixed where the CPU computes bf16 natively, else 32-true): the same
+    # arithmetic as the run's test, whichever the machine resolves
     trainer = Trainer(
-        logger=False, enable_progress_bar=False, enable_model_summary=False, limit_test_batches=2
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_test_batches=2,
+        precision=cfg.trainer.precision,
     )
     torch.manual_seed(0)
     return float(trainer.test(task, datamodule=instantiate(cfg.data), verbose=False)[0]["test/loss"])

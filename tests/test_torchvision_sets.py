@@ -16,7 +16,7 @@ from lit_vision.data.torchvision_sets import (
     MNISTDataModule,
 )
 from lit_vision.errors import UserError
-from lit_vision.testing import make_cifar10, make_cifar100, make_fashion_mnist, make_mnist
+from tests.fakes import make_cifar10, make_cifar100, make_fashion_mnist, make_mnist
 
 CASES = [
     (MNISTDataModule, make_mnist, (1, 28), "0"),

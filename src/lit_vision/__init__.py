@@ -1,7 +1,7 @@
 """lit_vision: configurable, reproducible vision (and small tabular) experiments on Lightning + Hydra."""
 
-from lit_vision.config import register_resolvers
-from lit_vision.schema import register_configs
+from lit_vision.config.resolvers import register_resolvers
+from lit_vision.config.schema import register_configs
 
 __version__ = "0.1.0"
 

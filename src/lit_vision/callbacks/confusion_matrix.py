@@ -19,8 +19,8 @@ from torch import Tensor
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from lit_vision.callbacks.base import STAGES, StagedMonitorCallback
-from lit_vision.callbacks.images import figure_to_array, save_png
 from lit_vision.callbacks.outputs import class_names_of, ignore_index_of, predictions_and_target
+from lit_vision.viz.images import figure_to_array, save_png
 
 
 class ConfusionMatrixCallback(StagedMonitorCallback):

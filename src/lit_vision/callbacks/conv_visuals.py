@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from torchvision.utils import make_grid
 
 from lit_vision.callbacks.base import MonitorCallback
-from lit_vision.callbacks.images import grid_columns, minmax_per_item, single_view, unnormalize, upscale_to
+from lit_vision.viz.images import grid_columns, minmax_per_item, single_view, unnormalize, upscale_to
 
 
 def first_conv(module: nn.Module) -> tuple[str, nn.Conv2d] | None:

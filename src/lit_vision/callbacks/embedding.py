@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from lit_vision.callbacks.base import MonitorCallback
-from lit_vision.callbacks.images import single_view, unnormalize
 from lit_vision.callbacks.outputs import class_names_of, penultimate_features
+from lit_vision.viz.images import single_view, unnormalize
 
 
 class EmbeddingProjector(MonitorCallback):

@@ -20,7 +20,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.optim import Optimizer
 
 from lit_vision.nets.heads import expand_head_alias, is_under
-from lit_vision.schedulers import add_group_to_scheduler, scheduled_group_count
+from lit_vision.optim.schedulers import add_group_to_scheduler, scheduled_group_count
 
 log = logging.getLogger("lit_vision")
 

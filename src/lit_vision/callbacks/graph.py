@@ -8,7 +8,7 @@ import lightning as L
 from lightning.pytorch.utilities import rank_zero_warn
 
 from lit_vision.callbacks.base import MonitorCallback
-from lit_vision.callbacks.images import single_view
+from lit_vision.viz.images import single_view
 
 
 class ModelGraph(MonitorCallback):

@@ -21,8 +21,8 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
-from lit_vision.callbacks.images import single_view
 from lit_vision.nets.heads import head_module_names
+from lit_vision.viz.images import single_view
 
 DEFAULT_IGNORE_INDEX = 255
 

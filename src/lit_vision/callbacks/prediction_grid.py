@@ -15,8 +15,8 @@ import torch
 from torch import Tensor
 
 from lit_vision.callbacks.base import STAGES, FirstBatchPicture
-from lit_vision.callbacks.images import figure_to_array, single_view, unnormalize
 from lit_vision.callbacks.outputs import class_names_of, class_probabilities
+from lit_vision.viz.images import figure_to_array, single_view, unnormalize
 
 
 class ClassificationPredictionGrid(FirstBatchPicture):

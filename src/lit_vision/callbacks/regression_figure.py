@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from lit_vision.callbacks.base import STAGES, StagedMonitorCallback
-from lit_vision.callbacks.images import figure_to_array, save_png
+from lit_vision.viz.images import figure_to_array, save_png
 
 MAX_TARGETS_DRAWN = 4
 

@@ -1,4 +1,4 @@
-"""Run-safety callbacks that ``lit_vision.run`` adds to every training run.
+"""Run-safety callbacks that ``lit_vision.runs.run`` adds to every training run.
 
 - :class:`InterruptCheckpoint`: Ctrl-C or SIGTERM (Lightning turns SIGTERM into an exception at the next
   batch boundary) writes ``checkpoints/last.ckpt`` with the full loop state, so the run resumes exactly.

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from lit_vision.callbacks.base import STAGES, FirstBatchPicture
-from lit_vision.callbacks.images import unnormalize
+from lit_vision.viz.images import unnormalize
 from lit_vision.viz.segmentation import DEFAULT_ALPHA, comparison_panel
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -103,77 +103,3 @@ def converted_modes_note(modes: Iterable[str], channels: int) -> str | None:
         f"{sum(converted.values())} of {len(modes)} images are not {target} ({listed}); they are converted "
         f"to {channels} channel(s) when loaded (16-bit images scaled to 8 bits, alpha dropped)."
     )
-
-
-# ---------------------------------------------------------------------- a checkpoint against the data
-def data_kind(info: Mapping[str, Any]) -> str | None:
-    """``classification``, ``segmentation`` or ``regression`` from a ``data_info`` dict (None: unknown)."""
-    if info.get("task") == "segmentation":
-        return "segmentation"
-    if info.get("kind") in ("tabular", "image_regression") or "target_names" in info:
-        return "regression"
-    if info.get("num_classes") is not None:
-        return "classification"
-    return None
-
-
-def checkpoint_data_mismatches(
-    task_kind: str | None,
-    saved: Mapping[str, Any],
-    current: Mapping[str, Any],
-    net: Mapping[str, Any] | None = None,
-) -> list[str]:
-    """What differs between the data a checkpoint was trained on and the configured data, as
-    ``"key: X in the checkpoint vs Y now"`` phrases (empty when they fit)."""
-    problems = []
-    now_kind = data_kind(current)
-    if task_kind and now_kind and task_kind != now_kind:
-        problems.append(f"task: a {task_kind} model vs {now_kind} data now")
-    for key in ("num_classes", "in_channels"):
-        before, after = saved.get(key), current.get(key)
-        if before is not None and after is not None and int(before) != int(after):
-            problems.append(f"{key}: {before} in the checkpoint vs {after} now")
-    for key, label in (("feature_names", "input columns"), ("target_names", "targets")):
-        before, after = saved.get(key), current.get(key)
-        if before is not None and after is not None and list(before) != list(after):
-            problems.append(f"{label} ({key}): {_short(before)} in the checkpoint vs {_short(after)} now")
-    declared = (net or {}).get("image_size")
-    size = current.get("image_size")
-    if declared is not None and size is not None and _side(declared) != _side(size):
-        problems.append(f"image_size: the net takes {declared} pixel inputs vs {size} now")
-    return problems
-
-
-def check_data_fits_task(task: Any, datamodule: Any, ckpt_path: str | Path) -> None:
-    """UserError naming what differs when a checkpoint's task cannot run on the configured data
-    (another kind of task, other classes, channels, input columns or input size)."""
-    if not hasattr(datamodule, "data_info"):
-        return
-    try:
-        from lit_vision.inference.checkpoint import task_kind
-
-        kind = task_kind(task)
-    except UserError:
-        kind = None
-    hparams = dict(getattr(task, "hparams", {}) or {})
-    saved = dict(getattr(task, "data_info", None) or {})
-    if hparams.get("num_classes") is not None:
-        saved.setdefault("num_classes", hparams["num_classes"])
-    problems = checkpoint_data_mismatches(kind, saved, datamodule.data_info(), hparams.get("net"))
-    if problems:
-        raise UserError(
-            f"ckpt_path={ckpt_path} does not fit the configured data ({'; '.join(problems)}). Evaluate it on "
-            "the data it was trained with (from inside its run folder, the run's own data options come "
-            "along), or choose the data options that match it (data=..., data.num_classes=...)."
-        )
-
-
-def _short(names: Any, limit: int = 6) -> str:
-    names = [str(n) for n in names]
-    return "[" + ", ".join(names[:limit]) + (", ..." if len(names) > limit else "") + "]"
-
-
-def _side(size: Any) -> tuple[int, int]:
-    if isinstance(size, (list, tuple)):
-        return (int(size[0]), int(size[-1]))
-    return (int(size), int(size))

@@ -1,6 +1,6 @@
 """Writers for the on-disk formats torchvision reads: IDX (MNIST family) and CIFAR python pickles.
 
-Used by ``lit_vision.tools.digits_as_mnist`` and by the generators in ``lit_vision.testing``; the files
+Used by ``lit_vision.tools.digits_as_mnist`` and by the generators in ``tests.fakes``; the files
 they write are byte-for-byte in the official layout (big-endian IDX headers, CIFAR's dict batches).
 """
 

@@ -1,6 +1,6 @@
 """Using a trained checkpoint: batched prediction to files, preprocessing of new inputs, export.
 
-``python -m lit_vision.predict`` and ``python -m lit_vision.export`` are the command lines over
+``python -m lit_vision.cli.predict`` and ``python -m lit_vision.cli.export`` are the command lines over
 :func:`predict` and :func:`export_model`; :func:`load_model` and :class:`ImagePreprocessor` are the pieces
 for your own code (README, section Inference).
 """

@@ -28,9 +28,9 @@ from lit_vision.inference.writers import (
     SegmentationWriter,
     TableWriter,
 )
-from lit_vision.reporting import quiet_known_noise
 from lit_vision.utils.io import write_json
 from lit_vision.utils.progress import progress_enabled
+from lit_vision.utils.reporting import quiet_known_noise
 
 log = logging.getLogger("lit_vision")
 

@@ -1,16 +1,32 @@
-"""Loading any task checkpoint for inference: the task class, weights and ``data_info`` come from the file."""
+"""Checkpoints in one place: reading a file, rebuilding its task, and checking it against the data.
+
+Used by training (``ckpt_path=`` resume and ``train=false`` evaluation), predict and export: the task class,
+its weights and ``data_info`` come from the file alone.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
+from hydra.utils import get_class
+from omegaconf import DictConfig
 
 from lit_vision.errors import UserError
+from lit_vision.tasks.classification import ClassificationTask
+from lit_vision.tasks.regression import RegressionTask
+from lit_vision.tasks.segmentation import SegmentationTask
 
-TASK_KINDS = ("classification", "segmentation", "regression")
+TASK_CLASSES: dict[str, type[L.LightningModule]] = {
+    "classification": ClassificationTask,
+    "segmentation": SegmentationTask,
+    "regression": RegressionTask,
+}
+TASK_KINDS = tuple(TASK_CLASSES)
 
 
 @dataclass
@@ -39,19 +55,9 @@ class LoadedModel:
 
 def task_kind(task: L.LightningModule) -> str:
     """``classification``, ``segmentation`` or ``regression`` for a lit_vision task (UserError otherwise)."""
-    from lit_vision.tasks.classification import ClassificationTask
-    from lit_vision.tasks.segmentation import SegmentationTask
-
-    if isinstance(task, ClassificationTask):
-        return "classification"
-    if isinstance(task, SegmentationTask):
-        return "segmentation"
-    try:
-        from lit_vision.tasks.regression import RegressionTask
-    except ImportError:  # pragma: no cover - a checkout without the regression task
-        RegressionTask = None
-    if RegressionTask is not None and isinstance(task, RegressionTask):
-        return "regression"
+    for kind, task_class in TASK_CLASSES.items():
+        if isinstance(task, task_class):
+            return kind
     raise UserError(
         f"{type(task).__name__} is not a lit_vision classification, segmentation or regression task, so "
         "predict/export do not know what its outputs mean."
@@ -63,8 +69,6 @@ def load_model(ckpt_path: str | Path) -> LoadedModel:
 
     Raises UserError for a missing or unreadable file, or a checkpoint that does not name its task.
     """
-    from lit_vision.run import load_task_from_checkpoint
-
     path = Path(ckpt_path).expanduser()
     if not path.is_file():
         raise UserError(f"ckpt={ckpt_path}: no such checkpoint file ({path.absolute()}).")
@@ -83,3 +87,137 @@ def require_keys(model: LoadedModel, keys: tuple[str, ...], why: str) -> None:
             "saved without a lit_vision DataModule (data_info() is stored by the task's setup); retrain or "
             "re-save it through `python train.py`, or add checkpoint['data_info'] with those keys."
         )
+
+
+def load_task_from_checkpoint(ckpt_path: str | Path, model_cfg: DictConfig | None) -> L.LightningModule:
+    """Rebuild the task stored in ``ckpt_path`` (class recorded in the checkpoint, else ``model._target_``)."""
+    checkpoint = read_checkpoint(ckpt_path)
+    class_path = checkpoint.get("task_class") or (model_cfg or {}).get("_target_")
+    if not class_path:
+        raise UserError(
+            f"{ckpt_path} does not say which task it holds (no task_class: it was not written by lit_vision's "
+            "train.py). To evaluate it, add model=<the model it was trained with>; predict and export need a "
+            "checkpoint of a lit_vision run (its checkpoints/*.ckpt)."
+        )
+    task_cls = get_class(str(class_path))
+    try:
+        return task_cls.load_from_checkpoint(str(ckpt_path), map_location="cpu", weights_only=False)
+    except (RuntimeError, TypeError, KeyError) as exc:
+        raise UserError(f"{ckpt_path} cannot be loaded as {class_path}: {exc}") from exc
+
+
+def read_checkpoint(ckpt_path: str | Path) -> dict[str, Any]:
+    """``torch.load`` a Lightning checkpoint (memory-mapped), with a clear error for unreadable files."""
+    try:
+        checkpoint = torch.load(str(ckpt_path), map_location="cpu", weights_only=False, mmap=True)
+    except Exception as exc:
+        raise UserError(
+            f"{ckpt_path} is not a readable checkpoint ({type(exc).__name__}: {exc}); it may be truncated or "
+            "not a .ckpt file. Use another checkpoint, e.g. the run's checkpoints/last.ckpt."
+        ) from exc
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise UserError(f"{ckpt_path} is not a Lightning checkpoint (no state_dict in it).")
+    return checkpoint
+
+
+def check_checkpoint_matches(task: L.LightningModule, ckpt_path: str | Path) -> None:
+    """Raise UserError naming the weights whose names or shapes differ between ``task`` and the checkpoint."""
+    saved = read_checkpoint(ckpt_path)["state_dict"]
+    current = task.state_dict()
+    missing = [k for k in current if k not in saved]
+    unexpected = [k for k in saved if k not in current]
+    shapes = [
+        f"{k} {tuple(saved[k].shape)} in the checkpoint vs {tuple(v.shape)} now"
+        for k, v in current.items()
+        if k in saved and hasattr(saved[k], "shape") and tuple(saved[k].shape) != tuple(v.shape)
+    ]
+    if not (missing or unexpected or shapes):
+        return
+    parts = []
+    if shapes:
+        parts.append("different shapes: " + "; ".join(shapes[:5]) + (" ..." if len(shapes) > 5 else ""))
+    if missing:
+        parts.append(
+            "missing from the checkpoint: " + ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        )
+    if unexpected:
+        parts.append(
+            "not in this model: " + ", ".join(unexpected[:5]) + (" ..." if len(unexpected) > 5 else "")
+        )
+    raise UserError(
+        f"ckpt_path={ckpt_path} was saved from another model or task than the configured one ({'; '.join(parts)}). "
+        "Resume with the model and data options of the run that wrote it (a checkpoint inside its run folder "
+        "brings them along), or start a new run without ckpt_path."
+    )
+
+
+# ---------------------------------------------------------------------- a checkpoint against the data
+def data_kind(info: Mapping[str, Any]) -> str | None:
+    """``classification``, ``segmentation`` or ``regression`` from a ``data_info`` dict (None: unknown)."""
+    if info.get("task") == "segmentation":
+        return "segmentation"
+    if info.get("kind") in ("tabular", "image_regression") or "target_names" in info:
+        return "regression"
+    if info.get("num_classes") is not None:
+        return "classification"
+    return None
+
+
+def checkpoint_data_mismatches(
+    task_kind: str | None,
+    saved: Mapping[str, Any],
+    current: Mapping[str, Any],
+    net: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """What differs between the data a checkpoint was trained on and the configured data, as
+    ``"key: X in the checkpoint vs Y now"`` phrases (empty when they fit)."""
+    problems = []
+    now_kind = data_kind(current)
+    if task_kind and now_kind and task_kind != now_kind:
+        problems.append(f"task: a {task_kind} model vs {now_kind} data now")
+    for key in ("num_classes", "in_channels"):
+        before, after = saved.get(key), current.get(key)
+        if before is not None and after is not None and int(before) != int(after):
+            problems.append(f"{key}: {before} in the checkpoint vs {after} now")
+    for key, label in (("feature_names", "input columns"), ("target_names", "targets")):
+        before, after = saved.get(key), current.get(key)
+        if before is not None and after is not None and list(before) != list(after):
+            problems.append(f"{label} ({key}): {_short(before)} in the checkpoint vs {_short(after)} now")
+    declared = (net or {}).get("image_size")
+    size = current.get("image_size")
+    if declared is not None and size is not None and _side(declared) != _side(size):
+        problems.append(f"image_size: the net takes {declared} pixel inputs vs {size} now")
+    return problems
+
+
+def check_data_fits_task(task: Any, datamodule: Any, ckpt_path: str | Path) -> None:
+    """UserError naming what differs when a checkpoint's task cannot run on the configured data
+    (another kind of task, other classes, channels, input columns or input size)."""
+    if not hasattr(datamodule, "data_info"):
+        return
+    try:
+        kind = task_kind(task)
+    except UserError:
+        kind = None
+    hparams = dict(getattr(task, "hparams", {}) or {})
+    saved = dict(getattr(task, "data_info", None) or {})
+    if hparams.get("num_classes") is not None:
+        saved.setdefault("num_classes", hparams["num_classes"])
+    problems = checkpoint_data_mismatches(kind, saved, datamodule.data_info(), hparams.get("net"))
+    if problems:
+        raise UserError(
+            f"ckpt_path={ckpt_path} does not fit the configured data ({'; '.join(problems)}). Evaluate it on "
+            "the data it was trained with (from inside its run folder, the run's own data options come "
+            "along), or choose the data options that match it (data=..., data.num_classes=...)."
+        )
+
+
+def _short(names: Any, limit: int = 6) -> str:
+    names = [str(n) for n in names]
+    return "[" + ", ".join(names[:limit]) + (", ..." if len(names) > limit else "") + "]"
+
+
+def _side(size: Any) -> tuple[int, int]:
+    if isinstance(size, (list, tuple)):
+        return (int(size[0]), int(size[-1]))
+    return (int(size), int(size))

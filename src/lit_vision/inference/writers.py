@@ -21,11 +21,11 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 from PIL import Image, ImageDraw, ImageFont
 
-from lit_vision.callbacks.images import single_view, unnormalize
 from lit_vision.data.image_io import decode_image_file
 from lit_vision.inference.inputs import InputImage
-from lit_vision.predict_regression import prediction_columns
+from lit_vision.inference.tabular import prediction_columns
 from lit_vision.utils.io import atomic_write_text
+from lit_vision.viz.images import single_view, unnormalize
 from lit_vision.viz.segmentation import DEFAULT_ALPHA, blend, mask_to_image, probs_to_mask
 
 CSV_NAME = "predictions.csv"
@@ -270,7 +270,7 @@ class SegmentationWriter(CsvPredictionWriter):
 
 class ImageRegressionWriter(CsvPredictionWriter):
     """``predictions.csv`` with ``file`` and the predicted value(s) in the targets' units (columns named
-    as :func:`lit_vision.predict_regression.prediction_columns` names them for tables)."""
+    as :func:`lit_vision.inference.tabular.prediction_columns` names them for tables)."""
 
     def __init__(
         self, out_dir: str | Path, images: Sequence[InputImage], target_names: Sequence[str]

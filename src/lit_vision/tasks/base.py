@@ -11,10 +11,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
-from lit_vision.hardware import wants_channels_last
 from lit_vision.nets.init import prepare_net
 from lit_vision.nets.weights import no_pretrained_loading
-from lit_vision.optim import build_optimizer, build_scheduler
+from lit_vision.optim.optimizers import build_optimizer, build_scheduler
+from lit_vision.utils.hardware import wants_channels_last
 
 
 def to_plain(value: Any) -> Any:
@@ -51,7 +51,7 @@ class BaseTask(L.LightningModule):
         # init scheme, then partial loading by name and shape (skipped when rebuilding from a checkpoint)
         self.pretrained_report = prepare_net(self.net, self.hparams.init, self.hparams.pretrained_path)
         self.loss_fn: nn.Module | None = instantiate(self.hparams.loss) if self.hparams.loss else None
-        # "auto" is decided in setup(), once the device and precision are known (lit_vision.hardware).
+        # "auto" is decided in setup(), once the device and precision are known (lit_vision.utils.hardware).
         if isinstance(channels_last, str) and channels_last != "auto":
             raise ValueError(f"channels_last must be true, false or auto, got {channels_last!r}")
         self.channels_last = False if isinstance(channels_last, str) else bool(channels_last)

@@ -18,6 +18,9 @@ import os
 import sys
 from pathlib import Path
 
+from omegaconf import DictConfig
+
+from lit_vision.config.compose import compose_train_config
 from lit_vision.data.image_files import ImageFilesDataModule, default_num_workers
 from lit_vision.data.image_io import is_ignored_name, is_image_name
 from lit_vision.data.in_memory import InMemoryImageDataModule, channel_stats
@@ -25,34 +28,9 @@ from lit_vision.data.stats import file_channel_stats
 from lit_vision.errors import UserError
 
 
-def find_conf_dir() -> Path:
-    """The project's ``conf/``: $LIT_VISION_ROOT/conf, ./conf, or the checkout this package lives in."""
-    candidates = []
-    if os.environ.get("LIT_VISION_ROOT"):
-        candidates.append(Path(os.environ["LIT_VISION_ROOT"]) / "conf")
-    candidates += [Path.cwd() / "conf", Path(__file__).resolve().parents[3] / "conf"]
-    for candidate in candidates:
-        if (candidate / "train.yaml").is_file():
-            return candidate
-    raise UserError("conf/train.yaml not found: run from the project folder or set LIT_VISION_ROOT.")
-
-
-def compose_data_config(overrides: list[str]):
+def compose_data_config(overrides: list[str]) -> DictConfig:
     """Compose conf/train.yaml with ``overrides`` (as train.py would) and return its ``data`` node."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from omegaconf import open_dict
-
-    import lit_vision  # noqa: F401  (registers the resolvers)
-
-    conf_dir = find_conf_dir()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
-    with open_dict(cfg):
-        cfg.paths.root_dir = os.environ.get("LIT_VISION_ROOT", str(conf_dir.parent))
-        cfg.paths.output_dir = str(Path.cwd())
-    return cfg.data
+    return compose_train_config(overrides, Path.cwd(), keep_hydra_node=False).data
 
 
 def dataset_stats(overrides: list[str], max_images: int | None, seed: int) -> dict:

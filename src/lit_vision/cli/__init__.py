@@ -1,0 +1,1 @@
+"""Command entry points (console scripts): train, evaluate, predict, export."""

@@ -1,0 +1,43 @@
+"""Evaluate a checkpoint on the test split: ``python -m lit_vision.cli.evaluate ckpt=PATH [overrides]``.
+
+The same as ``python train.py train=false ckpt_path=PATH [overrides]``: the task (model class, weights,
+hyperparameters) is rebuilt from the checkpoint alone; the data come from the config. When the checkpoint
+sits in a run folder (``<run>/checkpoints/*.ckpt``), that run's overrides are applied first, so it is
+evaluated on the data it was trained with; any override given here wins (``data=... data.root=...`` to
+evaluate on other data). Results go to a new run folder: ``metrics.json`` with the ``test/*`` metrics.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import hydra
+
+from lit_vision.cli.train import task
+from lit_vision.config.compose import config_dir
+from lit_vision.errors import UserError
+from lit_vision.runs.run_folder import argv_with_run_overrides
+from lit_vision.utils.reporting import report_user_error
+
+
+def evaluate_argv(argv: Sequence[str]) -> list[str]:
+    """``ckpt=PATH`` -> ``ckpt_path=PATH``, the run's overrides first, and ``train=false`` last."""
+    argv = [argv[0], *(f"ckpt_path={a[5:]}" if a.startswith("ckpt=") else a for a in argv[1:])]
+    if not any(a.startswith(("ckpt_path=", "--help", "-h", "--hydra-help")) for a in argv[1:]):
+        raise SystemExit("usage: python -m lit_vision.cli.evaluate ckpt=PATH [data=... other overrides]")
+    return [*argv_with_run_overrides(argv), "train=false"]
+
+
+def main() -> None:
+    """Entry point of ``lit-evaluate`` / ``python -m lit_vision.cli.evaluate``."""
+    sys.argv = evaluate_argv(sys.argv)
+    try:
+        conf = str(config_dir())
+    except UserError as exc:
+        report_user_error(exc)
+    hydra.main(version_base="1.3", config_path=conf, config_name="train")(task)()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""Export a trained checkpoint: ``python -m lit_vision.cli.export ckpt=PATH format=onnx|torchscript [out=FILE]``.
+
+The net is exported in float32 with a dynamic batch axis, then run by onnxruntime (ONNX) or torch.jit
+(TorchScript) on a random batch of another size next to the PyTorch net: the maximum absolute difference is
+printed and must be within ``tolerance`` (1e-4) for the export to count as done (exit status 1 otherwise).
+``<file>.json`` documents the preprocessing, the output's meaning and the check. Options: ``out`` (default:
+next to the checkpoint), ``opset``, ``exporter=auto|dynamo|legacy`` (ONNX), ``tolerance``,
+``check_batch_size``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from omegaconf import DictConfig
+
+from lit_vision.cli.common import run_cli
+
+USAGE = "usage: python -m lit_vision.cli.export ckpt=PATH [format=onnx|torchscript] [out=FILE] [key=value ...] (--help)"
+
+
+def run(cfg: DictConfig) -> int:
+    """Export as ``cfg`` says; exit status 1 when the check fails."""
+    from lit_vision.inference.export import ExportCheckFailed, export_model
+
+    try:
+        result = export_model(
+            cfg.ckpt,
+            cfg.format,
+            cfg.out,
+            opset=cfg.opset,
+            exporter=cfg.exporter,
+            tolerance=cfg.tolerance,
+            check_batch_size=cfg.check_batch_size,
+        )
+    except ExportCheckFailed as exc:
+        print(f"Export check FAILED: {exc}", file=sys.stderr)
+        return 1
+    verification = result.metadata["verification"]
+    print(
+        f"Exported {result.path} ({result.metadata['exporter']}); checked with {verification['runtime']} on a "
+        f"batch of {verification['batch_size']}: max abs difference {result.max_abs_diff:.3g} "
+        f"<= {result.tolerance:g}. Preprocessing and outputs: {result.sidecar}"
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m lit_vision.cli.export``."""
+    return run_cli("export", USAGE, __doc__ or "", run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Config plumbing: OmegaConf resolvers, the Trainer schema, composing conf/ in-process, override quoting."""

@@ -1,0 +1,1 @@
+"""Orchestration: fit and test a configured run, run folders, resume, sweep summaries, Hydra callbacks."""
