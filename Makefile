@@ -36,12 +36,12 @@ bench: $(STAMP)  ## benchmark suite: writes bench/results.json and bench/results
 	$(PY) -m bench $(ARGS)
 
 lint: $(STAMP)  ## ruff check + format check
-	$(PY) -m ruff check src tests train.py
-	$(PY) -m ruff format --check src tests train.py
+	$(PY) -m ruff check src tests bench train.py
+	$(PY) -m ruff format --check src tests bench train.py
 
 format: $(STAMP)  ## apply ruff fixes and formatting
-	$(PY) -m ruff check --fix src tests train.py
-	$(PY) -m ruff format src tests train.py
+	$(PY) -m ruff check --fix src tests bench train.py
+	$(PY) -m ruff format src tests bench train.py
 
 tensorboard: $(STAMP)  ## serve TensorBoard over outputs/ and multirun/
 	$(VENV)/bin/tensorboard --logdir_spec outputs:outputs,multirun:multirun --bind_all
