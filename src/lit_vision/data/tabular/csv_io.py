@@ -38,7 +38,10 @@ def describe_rows(frame: pd.DataFrame, mask: pd.Series | np.ndarray) -> str:
 
 
 def read_csv(path: str | Path, role: str) -> pd.DataFrame:
-    """Read a CSV with a header line; UserError naming ``role`` (e.g. ``data.path``) when it cannot be read."""
+    """Read a CSV with a header line; UserError naming ``role`` (e.g. ``data.path``) when it cannot be read.
+
+    UTF-8, with or without a byte-order mark (spreadsheet exports start with one; read as plain UTF-8 it
+    would become part of the first column's name). Values are only parsed, never evaluated."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise UserError(
@@ -46,9 +49,12 @@ def read_csv(path: str | Path, role: str) -> pd.DataFrame:
             "(relative paths are taken from the folder train.py runs in)."
         )
     try:
-        frame = pd.read_csv(path, skipinitialspace=True)
+        frame = pd.read_csv(path, skipinitialspace=True, encoding="utf-8-sig")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise UserError(f"{role}={path} is not a readable CSV file: {exc}") from None
+        raise UserError(
+            f"{role}={path} is not a readable CSV file: {exc}. Save it as comma-separated UTF-8 text with a "
+            "header line."
+        ) from None
     if frame.empty:
         raise UserError(f"{role}={path} has a header but no rows.")
     frame.columns = [str(c).strip() for c in frame.columns]

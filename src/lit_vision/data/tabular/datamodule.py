@@ -252,11 +252,12 @@ class TabularDataModule(SplitDataModule):
         self.num_features = found
         self.num_targets = len(self.targets)
         log.info(
-            "%s: %d inputs (%s), target %s; %s",
+            "%s: %d inputs (%s), target %s; %s: %s",
             source,
             found,
             ", ".join(self.preprocessor.feature_names),
             ", ".join(self.targets),
+            self.split_rule().describe(test_file=test_table is not None),
             ", ".join(f"{k} {len(v)} rows" for k, v in frames.items()),
         )
 

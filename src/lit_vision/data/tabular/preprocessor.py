@@ -186,8 +186,9 @@ class TabularPreprocessor:
                 first = text[unknown].iloc[0]
                 raise UserError(
                     f"{source}: column {column!r} has the category {first!r} at {describe_rows(frame, unknown)}, "
-                    f"which the training rows do not have (known: {values}). List every category in "
-                    f"data.categories.{column}, or set data.unknown_category=ignore (all-zero one-hot)."
+                    f"which the training rows do not have (known: {values}). Correct the value, or train "
+                    f"with it listed in data.categories.{column}, or with data.unknown_category=ignore (an "
+                    "unseen category then becomes an all-zero one-hot)."
                 )
             one_hot = np.zeros((len(frame), len(values)))
             known = codes >= 0

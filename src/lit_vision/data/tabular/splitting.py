@@ -31,6 +31,20 @@ class SplitRule:
     test_fraction: float = 0.15
     seed: int = 0
 
+    def describe(self, test_file: bool = False) -> str:
+        """How the rows are split, in words (for the log); ``test_file``: a separate test table is given."""
+        if self.split_column is not None:
+            test_from_file = ", test from data.test_path" if test_file else ""
+            return f"splits from column {self.split_column!r}{test_from_file}"
+        if test_file:
+            test = "test from data.test_path"
+        elif self.test_query:
+            test = f"test where {self.test_query}"
+        else:
+            test = f"random test {self.test_fraction:.0%}"
+        val = f"val where {self.val_query}" if self.val_query else f"random val {self.val_fraction:.0%}"
+        return f"{test}, {val} (split seed {self.seed})"
+
 
 def split_table(
     table: pd.DataFrame, test_table: pd.DataFrame | None, rule: SplitRule, source: str
