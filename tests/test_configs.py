@@ -53,7 +53,10 @@ def test_groups_exist():
 @pytest.mark.parametrize("name", sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml")))
 def test_every_experiment_instantiates_its_task(name, tmp_path):
     cfg = compose_cfg([f"experiment={name}"], output_dir=tmp_path)
-    instantiate(cfg.data)
+    datamodule = instantiate(cfg.data)
+    if cfg.data.get("num_features", 0) is None:  # taken from the table (data=temps), as train does
+        datamodule.discover()
+        cfg.data.num_features = datamodule.num_features
     task = instantiate(cfg.model)
     assert sum(p.numel() for p in task.parameters()) > 0
 

@@ -177,6 +177,38 @@ def test_preprocessor_round_trips_through_data_info(tmp_path):
         rebuilt.transform(frame.drop(columns=["b"]), "new.csv")
 
 
+def test_checkpoints_and_run_configs_from_before_the_tabular_split_still_load(tmp_path):
+    """Checkpoints keep the preprocessor as a plain dict (no class path to break), and run folders written
+    when ``lit_vision.data.tabular`` was one module name ``lit_vision.data.tabular.TabularDataModule``."""
+    import json
+
+    from hydra.utils import get_class
+
+    # the data_info a pre-split checkpoint carries, written out by hand
+    old_info = {
+        "kind": "tabular",
+        "feature_names": ["a", "b", "colour=blue", "colour=red"],
+        "numeric_columns": ["a", "b"],
+        "categorical": {"colour": ["blue", "red"]},
+        "feature_mean": [10.0, 50.0],
+        "feature_std": [3.0, 25.0],
+        "target_names": ["y"],
+        "target_mean": [0.0],
+        "target_std": [1.0],
+        "unknown_category": "error",
+        "date_columns": [],
+    }
+    rows = pd.DataFrame({"a": [13.0], "b": [0.0], "colour": ["red"]})
+    inputs = TabularPreprocessor.from_info(old_info).transform(rows)
+    np.testing.assert_allclose(inputs, [[1.0, -2.0, 0.0, 1.0]])
+    csv = tmp_path / "t.csv"
+    write_table(csv)
+    dm = tabular(csv)
+    dm.setup("fit")
+    assert json.loads(json.dumps(dm.data_info())) == dm.data_info()  # nothing pickled by class
+    assert get_class("lit_vision.data.tabular.TabularDataModule") is TabularDataModule
+
+
 def test_linear_toy_is_the_tutorial_line():
     dm = LinearToyDataModule(seed=1)
     dm.setup("fit")

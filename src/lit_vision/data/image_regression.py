@@ -20,7 +20,7 @@ import torch
 
 from lit_vision.data.image_files import ImageFilesDataModule, Sample
 from lit_vision.data.splits import split_indices
-from lit_vision.data.tabular import as_list, describe_rows, numeric_column, read_csv, require_columns
+from lit_vision.data.tabular.csv_io import as_list, describe_rows, numeric_column, read_csv, require_columns
 from lit_vision.errors import UserError
 
 log = logging.getLogger(__name__)

@@ -18,6 +18,16 @@ maxima measured at Seattle, 2012-2015, in Celsius, converted to Fahrenheit and k
 
 The tutorial's ``friend`` column (a friend's guesses) is noise the tutorial itself ignores; the embedded
 table has none, and ``drop: [friend]`` leaves it out of a ``temps.csv`` that has it.
+
+Which table and split (:class:`TemperatureDataModule`):
+
+- ``path`` null: the embedded table, tested on ``embedded_test_query`` (2015, the year no ``average``
+  was built from);
+- ``path`` a file (the tutorial's ``temps.csv``, its extended version, your own): that file's columns
+  as they are, split at random like the tutorial's ``train_test_split(test_size=0.25)``, unless
+  ``test_query`` / ``test_path`` / ``split_column`` say otherwise. Every column but the target and
+  ``drop`` is an input; ``categorical`` names the text columns (``week``; the extended file's
+  ``weekday``), whose values are learned from the training rows unless ``categories`` lists them.
 """
 
 from __future__ import annotations
@@ -30,7 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lit_vision.data.tabular import TabularDataModule
+from lit_vision.data.tabular import TabularDataModule, read_csv
 from lit_vision.errors import UserError
 from lit_vision.utils.io import atomic_write_text
 
@@ -40,6 +50,10 @@ COLUMNS = ("year", "month", "day", "week", "temp_2", "temp_1", "average", "actua
 WEEKDAYS = ("Mon", "Tues", "Wed", "Thurs", "Fri", "Sat", "Sun")
 TRAIN_YEARS = (2012, 2013, 2014)
 WINDOW_DAYS = 7
+# The embedded table's test rows: `average` is built from 2012-2014 only.
+EMBEDDED_TEST_QUERY = "year == 2015"
+# A file's random test share: the tutorial's train_test_split(test_size=0.25).
+TEST_FRACTION = 0.25
 # Calendar positions on a leap-year calendar (Feb 29 included), so every (month, day) has one.
 CALENDAR_DAYS = 366
 
@@ -136,9 +150,10 @@ class TemperatureDataModule(TabularDataModule):
     """The tutorial's temperature regression: predict ``actual`` from the rest of the row.
 
     With ``path`` null the embedded table (module docstring) is written to
-    ``<data_dir>/temps/seattle_temps_window<window_days>.csv`` on first use and read from there; give
-    ``path`` to use your own ``temps.csv`` (the tutorial's file works with ``test_query=null``). Every
-    other argument is :class:`~lit_vision.data.tabular.TabularDataModule`'s.
+    ``<data_dir>/temps/seattle_temps_window<window_days>.csv`` on first use and read from there, and its
+    test rows are ``embedded_test_query``'s; give ``path`` to use a file of your own (the tutorial's
+    ``temps.csv``), split at random (``test_fraction``) unless ``test_query`` says otherwise. Every other
+    argument is :class:`~lit_vision.data.tabular.TabularDataModule`'s.
     """
 
     def __init__(
@@ -150,9 +165,23 @@ class TemperatureDataModule(TabularDataModule):
         categorical: Sequence[str] | None = ("week",),
         drop: Sequence[str] | None = ("friend",),
         date: str | Sequence[str] | None = ("year", "month", "day"),
+        test_query: str | None = None,
+        embedded_test_query: str = EMBEDDED_TEST_QUERY,
+        test_fraction: float = TEST_FRACTION,
         **kwargs: Any,
     ) -> None:
-        super().__init__(path=path, target=target, categorical=categorical, drop=drop, date=date, **kwargs)
+        if path in (None, "") and not test_query:
+            test_query = embedded_test_query
+        super().__init__(
+            path=path,
+            target=target,
+            categorical=categorical,
+            drop=drop,
+            date=date,
+            test_query=test_query,
+            test_fraction=test_fraction,
+            **kwargs,
+        )
         self.data_dir = Path(str(data_dir)).expanduser()
         self.window_days = int(window_days)
 
@@ -179,4 +208,4 @@ class TemperatureDataModule(TabularDataModule):
         if self.path is not None:
             return super().load_table()
         self.prepare_data()
-        return pd.read_csv(self.embedded_path())
+        return read_csv(self.embedded_path(), "the embedded table")
