@@ -89,7 +89,7 @@ def test_friend_is_dropped_and_tue_is_learned_from_the_training_file(tmp_path):
 
 
 def test_the_experiment_trains_on_a_tue_spelling_without_configuration(tmp_path):
-    from lit_vision.run import train
+    from lit_vision.runs.run import train
 
     weekdays = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
     csv = write_csv(temps_rows(120, weekdays), tmp_path / "temps.csv")
