@@ -137,12 +137,14 @@ def test_csv_only_run_skips_tensorboard_output_with_a_warning_and_keeps_the_pngs
 
 
 def test_segmentation_run_logs_pixel_confusion_matrices_and_image_grids(tmp_path):
-    """A tiny UNet on the offline cat sample with every callback on (segmentation pictures included)."""
+    """A tiny UNet on the chelsea cat sample with every callback on (segmentation pictures included)."""
+    from lit_vision.data.segmentation.sample import write_cats_sample
+
     train_tiny(
         tmp_path / "run",
         "model=unet",
         "data=cats",
-        f"data.root={tmp_path / 'cats'}",
+        f"data.root={write_cats_sample(tmp_path / 'cats')}",
         "data.image_size=32",
         "model.net.init_features=4",
         "model.net.depth=2",

@@ -18,7 +18,13 @@ from lit_vision.data.segmentation import (
 )
 from lit_vision.data.segmentation.labelme import LabelmeShape, load_labelme_sample, rasterize_shapes
 from lit_vision.data.segmentation.labels import label_set_from_names, parse_labels_txt, voc_colormap
-from lit_vision.data.segmentation.sample import SAMPLE_VARIANTS, Variant, clip_polygon, render_variant
+from lit_vision.data.segmentation.sample import (
+    SAMPLE_VARIANTS,
+    Variant,
+    clip_polygon,
+    render_variant,
+    write_cats_sample,
+)
 from lit_vision.errors import UserError
 from tests.fakes.segmentation import (
     make_labelme_dataset,
@@ -262,27 +268,24 @@ def test_sample_variant_moves_the_polygon_with_the_pixels():
     assert xs == [25.0, 40.0] and ys == [5.0, 25.0]
 
 
-def test_cats_writes_the_offline_sample_once_and_trains_on_it(tmp_path, caplog):
-    root = tmp_path / "cats"
-    dm = CatsDataModule(root=root, image_size=32, batch_size=4, split_seed=0)
-    with caplog.at_level("WARNING", logger="lit_vision"):
-        dm.discover()
-    assert "offline sample" in caplog.text and "chelsea" in caplog.text
+def test_chelsea_sample_is_a_labelme_folder_that_data_cats_reads(tmp_path):
+    """The chelsea sample (fast tests train on it) is written on request only, and data=cats reads it."""
+    root = write_cats_sample(tmp_path / "chelsea")
     assert len(list(root.glob("*.json"))) == len(SAMPLE_VARIANTS) >= 12
     assert (root / "labels.txt").read_text().splitlines() == ["__ignore__", "_background_", "cat"]
     doc = json.loads((root / "chelsea_00.json").read_text())
     assert doc["imageData"] is None and len(doc["shapes"][0]["points"]) >= 40
+    dm = CatsDataModule(root=root, default_root=tmp_path / "cats", image_size=32, batch_size=4, split_seed=0)
     dm.setup()
+    assert dm.layout == "labelme" and dm.root == root
     assert {k: len(v) for k, v in dm.datasets.items()} == {"train": 10, "val": 3, "test": 3}
     _, mask = dm.datasets["train"][0]
     assert 0.4 < mask.float().mean() < 0.95  # the cat covers most but not all of the frame
-    again = CatsDataModule(root=root, image_size=32)
-    again.discover()
-    assert len(list(root.glob("*.json"))) == len(SAMPLE_VARIANTS)
+    assert not (tmp_path / "cats").exists()
 
 
 def test_cats_without_sample_needs_data(tmp_path):
-    dm = CatsDataModule(root=tmp_path / "missing", sample_if_missing=False)
+    dm = CatsDataModule(root=tmp_path / "missing", default_root=tmp_path / "missing", sample_if_missing=False)
     with pytest.raises(UserError, match="does not exist"):
         dm.discover()
 

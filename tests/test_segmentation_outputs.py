@@ -1,5 +1,5 @@
 """Segmentation outputs: palette masks and 70/30 overlays at the photo's size, labelme2voc, the TensorBoard
-grid callback, and `python train.py model=unet data=cats` end to end on the offline sample."""
+grid callback, and `python train.py model=unet data=cats` end to end on the shipped offline cats."""
 
 from __future__ import annotations
 
@@ -103,16 +103,19 @@ def test_grid_callback_draws_one_row_per_image():
 
 
 def test_train_py_model_unet_data_cats_offline(tmp_path):
-    """The acceptance command on an empty data folder: the sample is written, trained on, and the run folder
-    holds metrics.json with val/test IoU and Dice, checkpoints and the TensorBoard segmentation images."""
+    """The acceptance command with no data in the default folder: the shipped real cat photos are trained on
+    (named in the first lines), and the run folder holds metrics.json with val/test IoU and Dice,
+    checkpoints and the TensorBoard segmentation images."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from lit_vision.data.segmentation.offline_cats import SHIPPED_IDS, shipped_cats_root
 
     run = tmp_path / "run"
     proc = run_train_py(
         [
             "model=unet",
             "data=cats",
-            f"data.root={tmp_path / 'cats'}",
+            f"paths.data_dir={tmp_path / 'data'}",
             "data.image_size=32",
             "model.net.init_features=4",
             "trainer.max_epochs=2",
@@ -121,6 +124,10 @@ def test_train_py_model_unet_data_cats_offline(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "offline sample" in proc.stdout + proc.stderr
+    assert f"Data: {shipped_cats_root()} (images_masks layout): {len(SHIPPED_IDS)} annotated images" in (
+        proc.stdout + proc.stderr
+    )
+    assert not (tmp_path / "data" / "cats").exists()
     metrics = json.loads((run / "metrics.json").read_text())
     for key in ("val/iou", "val/dice", "test/iou", "test/dice", "test/iou_cat", "test/pixel_acc"):
         assert 0.0 <= metrics[key] <= 1.0, key
@@ -134,11 +141,13 @@ def test_train_py_model_unet_data_cats_offline(tmp_path):
 @pytest.mark.slow
 def test_cats_unet_learns_the_sample(tmp_path):
     """A short real training run of the default recipe on the chelsea sample reaches a useful IoU."""
+    from lit_vision.data.segmentation.sample import write_cats_sample
+
     run = tmp_path / "run"
     proc = run_train_py(
         [
             "experiment=cats_unet",
-            f"data.root={tmp_path / 'cats'}",
+            f"data.root={write_cats_sample(tmp_path / 'cats')}",
             "data.image_size=64",
             "trainer.max_epochs=30",
             f"hydra.run.dir={run}",

@@ -1,4 +1,5 @@
-"""Small segmentation datasets in the real on-disk formats: labelme folders, VOC layouts, Oxford-IIIT Pet.
+"""Small segmentation datasets in the real on-disk formats: labelme folders, VOC layouts, images/ + masks/
+folders (0/255 masks as PNG, BMP or noisy JPEG), Oxford-IIIT Pet.
 
 Images are noise with the annotated regions painted in a class colour, so a small net can learn them.
 Every writer returns the folder a DataModule's ``root`` should point at.
@@ -161,6 +162,57 @@ def make_voc_dataset(
         for split, ids in split_lists.items():
             (folder / f"{split}.txt").write_text("".join(f"{i:04d}\n" for i in ids))
     return root
+
+
+def disc_mask(
+    size: tuple[int, int] = (48, 64), centre: tuple[int, int] = (24, 30), radius: int = 14
+) -> np.ndarray:
+    """A ``(H, W)`` 0/1 disc: a binary ground truth to write mask files from."""
+    yy, xx = np.mgrid[: size[0], : size[1]]
+    return (np.hypot(yy - centre[0], xx - centre[1]) <= radius).astype(np.uint8)
+
+
+def write_jpeg_mask(path: Path, truth: np.ndarray, quality: int = 75, rgb: bool = False) -> np.ndarray:
+    """Save ``truth * 255`` as a JPEG (grey or RGB), as users' binary masks often are, and return what the
+    file decodes to (values near 0 and 255 with compression noise between)."""
+    image = Image.fromarray((truth * 255).astype(np.uint8))
+    (image.convert("RGB") if rgb else image).save(path, quality=quality)
+    return np.asarray(Image.open(path).convert("L"))
+
+
+def write_image_mask_pair(
+    root: Path, name: str, truth: np.ndarray, image_ext: str = ".png", mask_ext: str = ".png", seed: int = 0
+) -> None:
+    """``root/images/<name><image_ext>`` painted from ``truth`` and ``root/masks/<name><mask_ext>`` holding
+    it as 0/255 (a JPEG mask gets compression noise)."""
+    image_path, mask_path = root / "images" / f"{name}{image_ext}", root / "masks" / f"{name}{mask_ext}"
+    image_path.parent.mkdir(parents=True, exist_ok=True)
+    mask_path.parent.mkdir(parents=True, exist_ok=True)
+    lossy = {"quality": 90} if image_ext in (".jpg", ".jpeg", ".webp") else {}
+    Image.fromarray(paint(truth, seed)).save(image_path, **lossy)
+    if mask_ext in (".jpg", ".jpeg"):
+        write_jpeg_mask(mask_path, truth, quality=80)
+    else:
+        Image.fromarray((truth * 255).astype(np.uint8)).save(mask_path)
+
+
+def make_images_masks_dataset(root: str | Path) -> dict[str, np.ndarray]:
+    """An images/ + masks/ folder of five pairs with 0/255 masks and mixed extensions on both sides (names
+    with dots, one in a subfolder, PNG / JPEG / BMP masks); returns ``{name: 0/1 truth}``."""
+    root = Path(root)
+    truths = {
+        "cat.1": disc_mask(centre=(20, 20)),
+        "cat.2": disc_mask(centre=(30, 40), radius=10),
+        "cat.10": disc_mask(centre=(24, 32), radius=18),
+        "nested/cat.3": disc_mask(centre=(15, 45), radius=8),
+        "dog": disc_mask(centre=(25, 25), radius=12),
+    }
+    extensions = [(".jpg", ".png"), (".png", ".jpg"), (".jpeg", ".bmp"), (".png", ".png"), (".webp", ".png")]
+    for seed, ((name, truth), (image_ext, mask_ext)) in enumerate(
+        zip(truths.items(), extensions, strict=True)
+    ):
+        write_image_mask_pair(root, name, truth, image_ext, mask_ext, seed)
+    return truths
 
 
 def make_oxford_pets(

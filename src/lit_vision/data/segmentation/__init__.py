@@ -1,4 +1,4 @@
-"""Semantic segmentation data: labelme and VOC folders, Oxford-IIIT Pet, the offline cats sample.
+"""Semantic segmentation data: labelme, VOC and images/ + masks/ folders, Oxford-IIIT Pet, the shipped cats.
 
 Batches are ``(images float (N, C, H, W), masks int64 (N, H, W))`` with 255 marking ignored pixels.
 """

@@ -136,8 +136,11 @@ class SegmentationDataModule(L.LightningDataModule):
             self.discover()
         splits = self.build_splits()
         train_tf, eval_tf = self.build_pipelines()
+        val_part = splits.get("val")
         total_mb = sum(
-            part[3] for name, part in splits.items() if name != "test" or part[:2] != splits["val"][:2]
+            part[3]
+            for name, part in splits.items()
+            if name != "test" or val_part is None or part[:2] != val_part[:2]
         )
         cache = self.cache if self.cache != "auto" else total_mb <= self.cache_max_mb
         for name, (load, indices, names, _) in splits.items():
@@ -222,6 +225,12 @@ class SegmentationDataModule(L.LightningDataModule):
     def _dataset(self, stage: str) -> SegmentationDataset:
         if stage not in self.datasets:
             self.setup(stage)
+        if stage not in self.datasets:
+            raise UserError(
+                f"this data has no {stage} split: with data.split={getattr(self, 'split', None)} every image "
+                f"is in the test split ({', '.join(self.datasets)}). Use it to evaluate a checkpoint, or set "
+                "data.split=null to train (train / val / test by split lists or fractions)."
+            )
         return self.datasets[stage]
 
     def _loader(self, dataset, batch_size: int, shuffle: bool) -> DataLoader:

@@ -1,4 +1,5 @@
-"""Finding image/annotation pairs in a segmentation folder (labelme JSON or the VOC layout) and loading one.
+"""Finding image/annotation pairs in a segmentation folder (labelme JSON, VOC, or images/ + masks/) and
+loading one.
 
 Layouts:
 
@@ -6,26 +7,24 @@ Layouts:
 - ``voc``: ``JPEGImages/`` with ``SegmentationClassPNG/`` (labelme2voc's palette PNGs) or
   ``SegmentationClass/`` (VOC's palette PNGs, or labelme2voc's ``.npy`` arrays), masks named like their
   images; class names from ``class_names.txt`` or ``labels.txt`` when present.
+- ``images_masks``: ``images/`` and ``masks/`` (any depth), paired by their path without the extension,
+  any image format on either side (``images/cat.1.jpg`` + ``masks/cat.1.png``); every image needs a mask.
 
-Either layout may carry split lists ``ImageSets/Segmentation/{train,val,test}.txt`` (one image id per line).
+Masks are read under ``data.mask_threshold`` (``lit_vision.data.segmentation.masks``): class-index masks,
+or binary 0/255 masks (PNG, or JPEG with compression noise). Any layout may carry split lists
+``ImageSets/Segmentation/{train,val,test}.txt`` (one image id per line).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from lit_vision.data.segmentation.images import (
-    IMAGE_SUFFIXES,
-    ImageInfo,
-    image_info,
-    image_size,
-    read_index_mask,
-    read_rgb,
-)
+from lit_vision.data.segmentation.images import IMAGE_SUFFIXES, ImageInfo, image_info, image_size, read_rgb
 from lit_vision.data.segmentation.labelme import (
     check_labels,
     load_labelme_image,
@@ -39,13 +38,18 @@ from lit_vision.data.segmentation.labels import (
     label_set_from_names,
     parse_labels_txt,
 )
+from lit_vision.data.segmentation.masks import read_mask
 from lit_vision.data.validation import BadFileError
 from lit_vision.errors import UserError
 
 log = logging.getLogger("lit_vision")
 
-LAYOUTS = ("auto", "labelme", "voc")
+LAYOUTS = ("auto", "labelme", "voc", "images_masks")
 VOC_IMAGE_DIR = "JPEGImages"
+IMAGES_DIR, MASKS_DIR = "images", "masks"
+MASK_SUFFIXES = (*IMAGE_SUFFIXES, ".npy")
+# How many file names an error or a log line lists before "and N more".
+NAMES_SHOWN = 5
 VOC_MASK_DIRS = ("SegmentationClassPNG", "SegmentationClass")
 SPLIT_DIR = Path("ImageSets") / "Segmentation"
 LABEL_FILES = ("labels.txt", "class_names.txt")
@@ -62,25 +66,40 @@ class SegmentationItem:
 
 
 def detect_layout(root: Path) -> str:
-    """'voc' when ``root/JPEGImages`` exists, 'labelme' when JSON files exist; UserError otherwise."""
+    """'voc' when ``root/JPEGImages`` exists, 'images_masks' when ``images/`` and ``masks/`` do, 'labelme'
+    when JSON files exist; UserError otherwise."""
     if not root.is_dir():
         raise UserError(
-            f"the data folder {root} does not exist. Set data.root to a folder of labelme JSON files with their "
-            "images, or a VOC layout (JPEGImages/ + SegmentationClassPNG/)."
+            f"the data folder {root} does not exist. Set data.root to an existing folder: labelme JSON files "
+            f"with their images, {IMAGES_DIR}/ + {MASKS_DIR}/, or a VOC layout (JPEGImages/ + "
+            "SegmentationClassPNG/)."
         )
     if (root / VOC_IMAGE_DIR).is_dir():
         return "voc"
+    if (root / IMAGES_DIR).is_dir() and (root / MASKS_DIR).is_dir():
+        return "images_masks"
     if any(root.rglob("*.json")):
         return "labelme"
     raise UserError(
-        f"the data folder {root} holds neither labelme annotations (*.json next to their images) nor a VOC "
-        f"layout ({VOC_IMAGE_DIR}/ + SegmentationClassPNG/). Annotate the images with labelme, or point "
-        "data.root at the right folder."
+        f"the data folder {root} holds neither labelme annotations (*.json next to their images), nor "
+        f"{IMAGES_DIR}/ + {MASKS_DIR}/ folders, nor a VOC layout ({VOC_IMAGE_DIR}/ + SegmentationClassPNG/). "
+        "Annotate the images with labelme, or point data.root at the right folder."
     )
 
 
-def scan_folder(root: Path, layout: str = "auto") -> tuple[str, list[SegmentationItem]]:
-    """List the annotated images of ``root``: ``(layout, items sorted by name)``."""
+NO_ITEMS_FIX = {
+    "voc": "Put masks named like their images in SegmentationClassPNG/.",
+    "labelme": "Save labelme annotations (*.json) next to their images.",
+    "images_masks": f"Put the photos in {IMAGES_DIR}/ and their masks, named like them, in {MASKS_DIR}/.",
+}
+
+
+def scan_folder(
+    root: Path, layout: str = "auto", on_missing_mask: str = "error", whole: bool = False
+) -> tuple[str, list[SegmentationItem]]:
+    """List the annotated images of ``root``: ``(layout, items sorted by name)``. In the images_masks
+    layout an image without a mask is a UserError naming it, or (``on_missing_mask="skip"``) left out.
+    A VOC layout with split lists gives the listed images only, unless ``whole`` asks for every pair."""
     root = Path(root)
     if layout not in LAYOUTS:
         raise UserError(f"data.layout must be one of {list(LAYOUTS)}, got {layout!r}.")
@@ -88,17 +107,68 @@ def scan_folder(root: Path, layout: str = "auto") -> tuple[str, list[Segmentatio
         layout = detect_layout(root)
     elif not root.is_dir():
         detect_layout(root)  # raises the missing-folder message
-    items = _scan_voc(root) if layout == "voc" else _scan_labelme(root)
+    if layout == "voc":
+        items = _scan_voc(root, whole)
+    elif layout == "images_masks":
+        items = _scan_images_masks(root, on_missing_mask)
+    else:
+        items = _scan_labelme(root)
     if not items:
         raise UserError(
-            f"the data folder {root} ({layout} layout) has no annotated images. "
-            + (
-                "Put masks named like their images in SegmentationClassPNG/."
-                if layout == "voc"
-                else "Save labelme annotations (*.json) next to their images."
-            )
+            f"the data folder {root} ({layout} layout) has no annotated images. {NO_ITEMS_FIX[layout]}"
         )
     return layout, items
+
+
+def files_by_stem(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
+    """``{path relative to folder without its extension: path}`` of the files with ``suffixes`` (any
+    depth, hidden files skipped); UserError when two files share a name but for the extension."""
+    found: dict[str, Path] = {}
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder)
+        if path.suffix.lower() not in suffixes or any(p.startswith(".") for p in relative.parts):
+            continue
+        if not path.is_file():
+            continue
+        key = relative.with_suffix("").as_posix()
+        if key in found:
+            raise UserError(
+                f"{found[key]} and {path} have the same name but for the extension, so which one pairs with "
+                f"the other folder is ambiguous. Rename or remove one of them."
+            )
+        found[key] = path
+    return found
+
+
+def _listed(paths: list[Path]) -> str:
+    shown = ", ".join(str(p) for p in paths[:NAMES_SHOWN])
+    return shown + (f" and {len(paths) - NAMES_SHOWN} more" if len(paths) > NAMES_SHOWN else "")
+
+
+def _scan_images_masks(root: Path, on_missing_mask: str = "error") -> list[SegmentationItem]:
+    images = files_by_stem(root / IMAGES_DIR, IMAGE_SUFFIXES)
+    masks = files_by_stem(root / MASKS_DIR, MASK_SUFFIXES)
+    unmasked = [images[name] for name in sorted(set(images) - set(masks))]
+    if unmasked and on_missing_mask == "error":
+        first = unmasked[0].relative_to(root / IMAGES_DIR).with_suffix("")
+        raise UserError(
+            f"{_listed(unmasked)}: no mask in {root / MASKS_DIR} ({len(unmasked)} of {len(images)} images). "
+            f"Each image needs a mask with the same name, any extension (e.g. {root / MASKS_DIR / first}.png); "
+            "add the missing masks, move those images out, or set data.on_bad_sample=skip to leave them out."
+        )
+    if unmasked:
+        log.warning(
+            "Leaving out %d image(s) without a mask (data.on_bad_sample=skip): %s",
+            len(unmasked),
+            _listed(unmasked),
+        )
+    orphans = [masks[name] for name in sorted(set(masks) - set(images))]
+    if orphans:
+        log.warning("%d mask(s) without an image are not used: %s", len(orphans), _listed(orphans))
+    return [
+        SegmentationItem(name=name, annotation=masks[name], kind="mask", image=images[name])
+        for name in sorted(set(images) & set(masks))
+    ]
 
 
 def _scan_labelme(root: Path) -> list[SegmentationItem]:
@@ -121,12 +191,12 @@ def _voc_mask_dir(root: Path) -> Path:
     )
 
 
-def _scan_voc(root: Path) -> list[SegmentationItem]:
+def _scan_voc(root: Path, whole: bool = False) -> list[SegmentationItem]:
     image_dir = root / VOC_IMAGE_DIR
     mask_dir = _voc_mask_dir(root)
     images = {p.stem: p for p in sorted(image_dir.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
     masks = {p.stem: p for p in sorted(mask_dir.iterdir()) if p.suffix.lower() in (".png", ".npy")}
-    listed = split_lists(root)
+    listed = {} if whole else split_lists(root)
     if listed:
         wanted = sorted({name for names in listed.values() for name in names})
         for name in wanted:
@@ -138,9 +208,15 @@ def _scan_voc(root: Path) -> list[SegmentationItem]:
                 )
     else:
         wanted = sorted(set(images) & set(masks))
-        unmatched = len(set(images) - set(masks))
+        unmatched = [images[name] for name in sorted(set(images) - set(masks))]
         if unmatched:
-            log.info("%s: %d image(s) without a mask in %s are not used.", root, unmatched, mask_dir.name)
+            log.info(
+                "%s: %d image(s) without a mask in %s are not used: %s",
+                root,
+                len(unmatched),
+                mask_dir.name,
+                _listed(unmatched),
+            )
     return [SegmentationItem(name=n, annotation=masks[n], kind="mask", image=images[n]) for n in wanted]
 
 
@@ -163,8 +239,11 @@ def find_label_set(
     items: list[SegmentationItem],
     labels: str | Path | None = None,
     class_names: list[str] | None = None,
+    mask_threshold: str | int = "auto",
+    fallback_names: Sequence[str] | None = None,
 ) -> tuple[LabelSet, str]:
-    """The class list and where it came from: ``labels`` file, ``class_names``, a file in root, or the data."""
+    """The class list and where it came from: ``labels`` file, ``class_names``, a file in root, or the data
+    (labelme labels; for masks, ``fallback_names`` when the mask values fit them, else generic names)."""
     if labels is not None:
         path = Path(labels)
         path = path if path.is_absolute() or path.exists() else Path(root) / path
@@ -181,14 +260,16 @@ def find_label_set(
         label_set = discover_label_set(used)
         log.info("No labels.txt in %s: classes taken from the annotations: %s", root, list(label_set.names))
         return label_set, "the annotations' labels"
-    highest = max(_max_class_value(item.annotation) for item in items)
+    highest = max(_max_class_value(item.annotation, mask_threshold) for item in items)
+    if fallback_names is not None and highest < len(fallback_names):
+        return LabelSet(tuple(fallback_names)), "the default class names"
     names = ("_background_", *(f"class_{i}" for i in range(1, max(highest, 1) + 1)))
     log.info("No class_names.txt in %s: %d classes found in the masks.", root, len(names))
     return LabelSet(names), "the mask values"
 
 
-def _max_class_value(path: Path) -> int:
-    mask = read_index_mask(path)
+def _max_class_value(path: Path, mask_threshold: str | int = "auto") -> int:
+    mask = read_mask(path, mask_threshold)
     values = mask[mask != IGNORE_INDEX]
     return int(values.max()) if values.size else 0
 
@@ -239,12 +320,14 @@ def _mask_size(path: Path) -> tuple[int, int]:
     return image_size(path, exif_orientation=False)  # masks are used as stored
 
 
-def load_item(item: SegmentationItem, label_set: LabelSet, source: str) -> tuple[np.ndarray, np.ndarray]:
+def load_item(
+    item: SegmentationItem, label_set: LabelSet, source: str, mask_threshold: str | int = "auto"
+) -> tuple[np.ndarray, np.ndarray]:
     """Decode one item: ``(image (H, W, 3) uint8, mask (H, W) uint8 with IGNORE_INDEX for ignored)``."""
     if item.kind == "labelme":
         return load_labelme_sample(item.annotation, label_set, source)
     image = read_rgb(item.image)
-    mask = read_index_mask(item.annotation)
+    mask = read_mask(item.annotation, mask_threshold)
     if mask.shape != image.shape[:2]:
         raise UserError(
             f"{item.annotation}: the mask is {mask.shape[0]} x {mask.shape[1]} (H x W) but its image "
@@ -262,5 +345,6 @@ def check_mask_values(path: Path, mask: np.ndarray, label_set: LabelSet, source:
         raise UserError(
             f"{path}: mask value(s) {bad} are not classes of {source} ({label_set.num_classes} classes: "
             f"{list(label_set.names)}, values 0..{label_set.num_classes - 1}, {IGNORE_INDEX} = ignore). Add the "
-            "missing classes to the class list or fix the mask."
+            "missing classes to the class list or fix the mask (for a binary mask with other grey levels, set "
+            "data.mask_threshold to the level from which a pixel is the class, e.g. 128)."
         )

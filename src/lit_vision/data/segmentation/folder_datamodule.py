@@ -1,4 +1,5 @@
-"""``data=segmentation_folder`` and ``data=cats``: a folder of labelme annotations or a VOC layout."""
+"""``data=segmentation_folder`` and ``data=cats``: a folder of labelme annotations, images/ + masks/, or a
+VOC layout."""
 
 from __future__ import annotations
 
@@ -19,25 +20,48 @@ from lit_vision.data.segmentation.folder import (
 )
 from lit_vision.data.segmentation.labelme import read_labelme
 from lit_vision.data.segmentation.labels import LabelSet
+from lit_vision.data.segmentation.masks import parse_mask_threshold
 from lit_vision.data.splits import split_indices
 from lit_vision.data.validation import BadFileError, SkippedFiles, converted_modes_note
 from lit_vision.errors import UserError
 
 log = logging.getLogger("lit_vision")
 
+# data.split: None = train/val/test from split lists or fractions; "test" = the whole folder is the test set.
+SPLIT_CHOICES = (None, "test")
 
-def _load(items: list[SegmentationItem], label_set: LabelSet, source: str, index: int):
-    return load_item(items[index], label_set, source)
+
+def _load(
+    items: list[SegmentationItem], label_set: LabelSet, source: str, mask_threshold: str | int, index: int
+):
+    return load_item(items[index], label_set, source, mask_threshold)
+
+
+def check_split(value: str | None) -> str | None:
+    """``data.split`` as None or ``"test"``; UserError for anything else."""
+    if value not in SPLIT_CHOICES:
+        raise UserError(
+            f"data.split is {value!r}; use null (train / val / test from split lists or data.val_fraction and "
+            "data.test_fraction) or test (every image of the folder is the test set, e.g. to evaluate a "
+            "checkpoint on a whole folder)."
+        )
+    return value
 
 
 class SegmentationFolderDataModule(SegmentationDataModule):
-    """Images with labelme JSON annotations, or the VOC layout (see ``lit_vision.data.segmentation.folder``).
+    """Images with labelme JSON annotations, images/ + masks/ folders, or the VOC layout (see
+    ``lit_vision.data.segmentation.folder``); masks are read under ``mask_threshold``
+    (``lit_vision.data.segmentation.masks``: auto, off, or a grey level).
 
     Splits come from ``ImageSets/Segmentation/{train,val,test}.txt`` when present (test defaults to val),
-    otherwise from a seeded shuffle by ``val_fraction`` / ``test_fraction`` (0 test: test on val).
+    otherwise from a seeded shuffle by ``val_fraction`` / ``test_fraction`` (0 test: test on val); with
+    ``split="test"`` every annotated image is in the test split (no train or val split).
     Every annotation is checked (labels, point counts, complete image files, image and mask sizes) before
     training starts; with ``on_bad_sample=skip`` pairs with an unreadable file are left out (logged).
     """
+
+    # Class names for masks when the folder has no class list and the mask values fit them (subclasses).
+    fallback_class_names: tuple[str, ...] | None = None
 
     def __init__(
         self,
@@ -46,6 +70,8 @@ class SegmentationFolderDataModule(SegmentationDataModule):
         labels: str | Path | None = None,
         val_fraction: float = 0.2,
         test_fraction: float = 0.2,
+        mask_threshold: str | int = "auto",
+        split: str | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -54,6 +80,8 @@ class SegmentationFolderDataModule(SegmentationDataModule):
         self.labels = labels
         self.val_fraction = float(val_fraction)
         self.test_fraction = float(test_fraction)
+        self.mask_threshold = parse_mask_threshold(mask_threshold)
+        self.split = check_split(split)
         self.items: list[SegmentationItem] = []
         self.label_source = ""
         self.skipped = SkippedFiles(log, "annotated image")
@@ -65,13 +93,30 @@ class SegmentationFolderDataModule(SegmentationDataModule):
         if self.label_set is not None:
             return
         self.prepare_root()
-        self.layout, self.items = scan_folder(self.root, self.layout)
+        self.layout, self.items = scan_folder(
+            self.root, self.layout, on_missing_mask=self.on_bad_sample, whole=self.split == "test"
+        )
         if self.on_bad_sample == "skip" and self.layout == "labelme":
             self.items = [item for item in self.items if self._readable_annotation(item)]
         label_set, self.label_source = find_label_set(
-            self.root, self.layout, self.items, self.labels, self.class_names
+            self.root,
+            self.layout,
+            self.items,
+            self.labels,
+            self.class_names,
+            self.mask_threshold,
+            self.fallback_class_names,
         )
         self._apply_label_set(label_set)
+        log.info(
+            "Data: %s (%s layout): %d annotated images; classes %s (from %s)%s",
+            self.root,
+            self.layout,
+            len(self.items),
+            self.class_names,
+            self.label_source,
+            "; data.split=test: all of them are the test set" if self.split == "test" else "",
+        )
 
     def _readable_annotation(self, item: SegmentationItem) -> bool:
         try:
@@ -110,7 +155,7 @@ class SegmentationFolderDataModule(SegmentationDataModule):
     def build_splits(self) -> dict[str, tuple[SampleLoader, list[int], list[str], float]]:
         sizes = self._check_items()
         parts = self.split_positions()
-        load = partial(_load, self.items, self.label_set, self.label_source)
+        load = partial(_load, self.items, self.label_set, self.label_source, self.mask_threshold)
         out = {}
         for stage, positions in parts.items():
             mb = sum(sizes[i][0] * sizes[i][1] * 4 for i in positions) / 2**20
@@ -118,7 +163,10 @@ class SegmentationFolderDataModule(SegmentationDataModule):
         return out
 
     def split_positions(self) -> dict[str, list[int]]:
-        """Item positions of train, val and test (split lists first, else the seeded ratio split)."""
+        """Item positions of train, val and test (split lists first, else the seeded ratio split); with
+        ``split="test"`` only ``{"test": every item}``."""
+        if self.split == "test":
+            return {"test": list(range(len(self.items)))}
         lists = split_lists(self.root)
         by_name = {item.name: i for i, item in enumerate(self.items)}
         by_stem = {Path(item.name).name: i for i, item in enumerate(self.items)}

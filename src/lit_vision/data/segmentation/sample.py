@@ -1,10 +1,12 @@
-"""The offline cats sample: scikit-image's CC0 ``chelsea`` photo with a hand-traced labelme polygon.
+"""The chelsea sample: scikit-image's CC0 ``chelsea`` photo with a hand-traced labelme polygon.
 
 The annotation (``lit_vision/assets/chelsea/chelsea.json``, a labelme file with one ``cat`` polygon) was
 traced once and checked by rendering its overlay. The photo itself ships with scikit-image. From the two,
 :func:`write_cats_sample` writes a small labelme folder: several crops, flips, scales and colour changes
 of the photo, each saved as an image + JSON pair whose polygon is the traced one moved with the pixels
-(clipped to the crop), plus ``labels.txt``. So ``python train.py model=unet data=cats`` runs offline.
+(clipped to the crop), plus ``labels.txt``. Fast tests and benches write it where they need a tiny labelme
+folder; the offline default of ``data=cats`` is the shipped real photos
+(``lit_vision.data.segmentation.offline_cats``), not this sample.
 """
 
 from __future__ import annotations
@@ -212,6 +214,7 @@ def write_variants(folder: Path, variants: Sequence[Variant], quality: int = 92)
 
 
 def is_empty_dir(path: Path) -> bool:
+    """True for an existing folder with nothing in it."""
     return path.is_dir() and not any(path.iterdir())
 
 
