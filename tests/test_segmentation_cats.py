@@ -22,7 +22,7 @@ from lit_vision.data.segmentation.offline_cats import (
     shipped_cats_root,
 )
 from lit_vision.errors import UserError
-from lit_vision.testing.segmentation import disc_mask, make_images_masks_dataset, write_jpeg_mask
+from tests.fakes.segmentation import disc_mask, make_images_masks_dataset, write_jpeg_mask
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("LIT_VISION_SHARED_DATA", REPO.parent / "shared" / "data"))

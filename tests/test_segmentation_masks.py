@@ -12,7 +12,7 @@ from PIL import Image
 from lit_vision.data.segmentation import IGNORE_INDEX, SegmentationFolderDataModule
 from lit_vision.data.segmentation.masks import parse_mask_threshold, read_mask
 from lit_vision.errors import UserError
-from lit_vision.testing.segmentation import (
+from tests.fakes.segmentation import (
     disc_mask,
     make_images_masks_dataset,
     make_labelme_dataset,
