@@ -17,6 +17,7 @@ CASES: dict[str, str] = {
     "cifar10_fast": "cifar10_fast",
     "monitoring": "monitoring",
     "segmentation_quality": "segmentation_quality",
+    "cats81_cv": "cats81_cv",
     "regression_temps": "regression_temps",
     "regression_temps_cv": "regression_temps_cv",
     "data_loading": "data_loading",
