@@ -120,6 +120,15 @@ def test_a_malicious_checkpoint_runs_no_code_in_train_evaluate_predict_export(ev
     assert not (tmp_path / "net.pt").exists()
 
 
+def test_a_malicious_checkpoint_in_the_legacy_format_is_refused_too(ckpt, tmp_path):
+    marker = tmp_path / "MARKER"
+    checkpoint = torch.load(ckpt, weights_only=True) | {"payload": WritesMarker(marker)}
+    torch.save(checkpoint, tmp_path / "legacy.ckpt", _use_new_zipfile_serialization=False)
+    with pytest.raises(UntrustedCheckpointError, match=r"refers to (builtins\.)?exec.*trust_checkpoint=true"):
+        export_model(tmp_path / "legacy.ckpt", "torchscript", tmp_path / "net.pt")
+    assert not marker.exists()
+
+
 def test_lightning_resume_loads_with_weights_only(evil, tmp_path, monkeypatch):
     """Even past lit_vision's own check, trainer.fit(ckpt_path=...) is asked for weights_only=True."""
     path, marker = evil

@@ -18,9 +18,8 @@ from omegaconf import DictConfig
 
 from lit_vision.errors import UserError
 from lit_vision.inference.trust import (
-    TRUST_OPTION,
-    UntrustedCheckpointError,
     check_targets,
+    check_task_class,
     safe_globals,
     torch_load,
 )
@@ -106,13 +105,9 @@ def load_task_from_checkpoint(
     """
     checkpoint = read_checkpoint(ckpt_path, trust)
     recorded = checkpoint.get("task_class")
-    if recorded and not trust and not str(recorded).startswith("lit_vision.tasks."):
-        raise UntrustedCheckpointError(
-            f"{ckpt_path} names {recorded} as its task class, which lit_vision's own checkpoints never do, so it "
-            f"was not loaded: building it could run code from the file. If you trust where the file comes "
-            f"from, load it anyway with {TRUST_OPTION}."
-        )
     if not trust:
+        if recorded:
+            check_task_class(str(recorded), ckpt_path)
         check_targets(checkpoint.get("hyper_parameters") or {}, ckpt_path)
     class_path = recorded or (model_cfg or {}).get("_target_")
     if not class_path:

@@ -17,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import importlib
 import pickle
+import re
+import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -77,21 +79,29 @@ def unsafe_globals(path: str | Path) -> list[str]:
 
 
 def torch_load(path: str | Path, trust: bool = False, mmap: bool = True) -> Any:
-    """``torch.load`` on the CPU; without ``trust`` with ``weights_only=True`` and :data:`SAFE_GLOBALS`.
+    """``torch.load`` on the CPU (memory-mapped when the format allows); without ``trust`` with
+    ``weights_only=True`` and :data:`SAFE_GLOBALS`.
 
     Raises :class:`UntrustedCheckpointError` naming the refused types; other errors propagate.
     """
+    mmap = mmap and zipfile.is_zipfile(path)  # files of torch's legacy format cannot be memory-mapped
     if trust:
         return torch.load(str(path), map_location="cpu", weights_only=False, mmap=mmap)
     try:
         with safe_globals():
             return torch.load(str(path), map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
-        names = unsafe_globals(path)
-        what = (
-            f"refers to {', '.join(names)}" if names else f"holds an object torch refuses to rebuild ({exc})"
-        )
+        # torch's message names only the first refused global, in several paragraphs: list them all instead
+        named = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        names = unsafe_globals(path) or ([named.group(1)] if named else [])
+        what = f"refers to {', '.join(names)}" if names else "holds objects torch refuses to rebuild as data"
         raise _refusal(path, what) from None
+
+
+def check_task_class(class_path: str, path: str | Path) -> None:
+    """UserError unless ``class_path`` (the checkpoint's ``task_class``) is a lit_vision task."""
+    if not class_path.startswith("lit_vision.tasks."):
+        raise _refusal(path, f"names {class_path} as its task class")
 
 
 def check_targets(hparams: Mapping[str, Any], path: str | Path) -> None:
