@@ -361,7 +361,10 @@ def _fit_and_test(
     metrics["best_model_path"] = best_path or None
     link = getattr(best, "best_link_path", None) if do_train else None
     if link is not None and link.exists():
-        metrics["best_ckpt"] = str(link)  # a stable name: checkpoints/best.ckpt
+        # checkpoints/best.ckpt: a stable name, relative to the run folder (this file's folder) when inside it
+        output_dir = Path(cfg.paths.output_dir).absolute()
+        link = link.absolute()
+        metrics["best_ckpt"] = str(link.relative_to(output_dir) if link.is_relative_to(output_dir) else link)
 
     if do_test:
         tested = best_path
