@@ -94,8 +94,12 @@ def torch_load(path: str | Path, trust: bool = False, mmap: bool = True) -> Any:
         # torch's message names only the first refused global, in several paragraphs: list them all instead
         named = re.search(r"GLOBAL ([\w.]+)", str(exc))
         names = unsafe_globals(path) or ([named.group(1)] if named else [])
-        what = f"refers to {', '.join(names)}" if names else "holds objects torch refuses to rebuild as data"
-        raise _refusal(path, what) from None
+        if names:
+            raise _refusal(path, f"refers to {', '.join(names)}") from None
+        # no class or function named: not a pickle torch can read (text, a truncated file); the caller
+        # reports it as unreadable, with torch's one-line reason
+        reason = re.search(r"WeightsUnpickler error:\s*(.+)", str(exc))
+        raise pickle.UnpicklingError(reason.group(1) if reason else str(exc).splitlines()[0]) from None
 
 
 def check_task_class(class_path: str, path: str | Path) -> None:
