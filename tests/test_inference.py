@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -210,6 +211,37 @@ def test_segmentation_tta_flips_the_mirror_back_and_threshold_checks(segmenter, 
     )
     with pytest.raises(UserError, match="between 0 and 1"):
         predict(ckpt, one, tmp_path / "bad", threshold=1.5)
+
+
+def test_a_new_prediction_leaves_no_stale_masks_beside_its_own(segmenter, tmp_path):
+    ckpt, root = segmenter
+    out = tmp_path / "out"
+    predict(ckpt, root, out)  # six photos
+    predict(ckpt, root / "img_002.png", out)
+    assert sorted(p.name for p in (out / "masks").iterdir()) == ["img_002.png"]
+    assert sorted(p.name for p in (out / "overlays").iterdir()) == ["img_002.png"]
+    assert [row["file"] for row in read_csv(out / "predictions.csv")] == ["img_002.png"]
+    with pytest.raises(UserError, match="between 0 and 1"):  # refused: the last results stay as they were
+        predict(ckpt, root, out, threshold=1.5)
+    assert sorted(p.name for p in (out / "masks").iterdir()) == ["img_002.png"]
+
+
+# ------------------------------------------------------------------------------------------ checkpoints
+def test_every_kind_of_lit_vision_checkpoint_loads_as_plain_data(classifier, segmenter, tabular_regressor):
+    """The allow-list of lit_vision.inference.trust stays empty only while this holds."""
+    for ckpt in (classifier[0], segmenter[0], tabular_regressor):
+        for path in ckpt.parent.glob("*.ckpt"):
+            assert torch.serialization.get_unsafe_globals_in_checkpoint(str(path)) == [], path
+            assert "state_dict" in torch.load(path, weights_only=True)
+
+
+def test_the_best_checkpoint_has_a_stable_name_recorded_in_metrics(classifier):
+    ckpt = classifier[0]
+    best = ckpt.parent / "best.ckpt"
+    assert best.is_symlink() and os.readlink(best) == ckpt.name
+    metrics = json.loads((ckpt.parent.parent / "metrics.json").read_text())
+    assert metrics["best_ckpt"] == "checkpoints/best.ckpt" and metrics["best_model_path"] == str(ckpt)
+    assert load_model(best).task.data_info == load_model(ckpt).task.data_info
 
 
 # ------------------------------------------------------------------------------------------ image files

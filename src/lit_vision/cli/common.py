@@ -33,10 +33,27 @@ def compose_or_exit(config_name: str, overrides: Sequence[str], usage: str) -> D
             options = ", ".join(f"{k}.*" if k == "trainer" else str(k) for k in known if k != "defaults")
             text = text.splitlines()[0] + f" (no such option; the options are {options})."
         raise SystemExit(f"{text}\n{usage}") from None
-    missing = sorted(OmegaConf.missing_keys(cfg))
+    missing = sorted(_missing_keys(OmegaConf.to_container(cfg, resolve=False)))
     if missing:
         raise SystemExit(f"missing: {', '.join(f'{k}=...' for k in missing)}\n{usage}")
     return cfg
+
+
+def _missing_keys(node: object, prefix: str = "") -> list[str]:
+    # Not OmegaConf.missing_keys: it resolves every interpolation, and ${auto_precision:} imports torch, which
+    # would cost seconds before a mistyped path is answered.
+    if isinstance(node, dict):
+        return [k for key, value in node.items() for k in _missing_keys(value, f"{prefix}{key}.")]
+    if isinstance(node, list):
+        return [k for i, value in enumerate(node) for k in _missing_keys(value, f"{prefix}{i}.")]
+    return [prefix[:-1]] if node == "???" else []
+
+
+def require_bools(cfg: DictConfig, keys: Sequence[str]) -> None:
+    """UserError naming the first of ``keys`` whose value is not true or false (``yes`` would count as true)."""
+    for key in keys:
+        if not isinstance(cfg.get(key), bool):
+            raise UserError(f"{key}={cfg.get(key)!r} must be true or false.")
 
 
 def run_cli(

@@ -7,23 +7,31 @@ size (``masks/``, ``overlays/``) and ``predictions.csv``; regression writes the 
 columns (or ``file,prediction`` rows for images). ``predict.json`` summarises the run.
 
 Other options: ``batch_size``, ``num_workers``, ``top_k``, ``grid``, ``tta=true`` (average with the
-horizontal mirror), ``threshold`` (binary segmentation), ``alpha``, ``on_bad_image=skip``, and any Trainer
-setting: ``trainer=cpu``, ``trainer.accelerator=gpu``, ``trainer.precision=bf16-mixed``.
+horizontal mirror), ``threshold`` (binary segmentation), ``alpha``, ``on_bad_image=skip``,
+``trust_checkpoint=true`` (a checkpoint that needs more than data to be rebuilt; trusted files only), and any
+Trainer setting: ``trainer=cpu``, ``trainer.accelerator=gpu``, ``trainer.precision=bf16-mixed``.
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from lit_vision.cli.common import run_cli
+from lit_vision.cli.common import require_bools, run_cli
+from lit_vision.errors import UserError
+from lit_vision.utils.paths import require_checkpoint_file
 
 USAGE = "usage: python -m lit_vision.cli.predict ckpt=PATH input=FILE_OR_DIR_OR_CSV [out=DIR] [key=value ...] (--help)"
 
 
 def run(cfg: DictConfig) -> int:
     """Run the prediction ``cfg`` describes; print where the results are."""
+    require_checkpoint_file(cfg.ckpt)  # before the imports below (seconds)
+    require_bools(cfg, ["trust_checkpoint"])
+    if not Path(str(cfg.input)).expanduser().exists():
+        raise UserError(f"input={cfg.input}: no such file or folder.")
     from lit_vision.inference.api import predict
 
     summary = predict(
@@ -40,6 +48,7 @@ def run(cfg: DictConfig) -> int:
         on_bad_image=cfg.on_bad_image,
         channels_last=cfg.channels_last,
         trainer=OmegaConf.to_container(cfg.trainer, resolve=True),
+        trust_checkpoint=cfg.trust_checkpoint,
     )
     files = ", ".join(f"{k}: {v}" for k, v in summary["outputs"].items())
     print(f"{summary['count']} {summary['task']} predictions in {summary['seconds']:.1f}s -> {files}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +18,10 @@ from lit_vision.errors import UserError
 from lit_vision.inference.checkpoint import LoadedModel, load_model, require_keys
 from lit_vision.inference.data import PredictionDataModule, TablePredictionDataModule
 from lit_vision.inference.inputs import find_images
+from lit_vision.inference.output_folder import MARKER_NAME, OutputFolder, check_output_folder
 from lit_vision.inference.predictor import Predictor
 from lit_vision.inference.preprocess import ImagePreprocessor
 from lit_vision.inference.writers import (
-    CSV_NAME,
     ClassificationWriter,
     CsvPredictionWriter,
     ImageRegressionWriter,
@@ -34,7 +34,7 @@ from lit_vision.utils.reporting import quiet_known_noise
 
 log = logging.getLogger("lit_vision")
 
-SUMMARY_NAME = "predict.json"
+SUMMARY_NAME = MARKER_NAME
 
 
 def build_trainer(settings: Mapping[str, Any] | None, out_dir: Path, callbacks: list[Callback]) -> L.Trainer:
@@ -152,11 +152,13 @@ def image_parts(
     grid: int,
     threshold: float | None,
     alpha: float,
+    exclude: Sequence[Path] = (),
 ) -> tuple[PredictionDataModule, CsvPredictionWriter]:
-    """``(datamodule, writer)`` for image files, prepared as the checkpoint's eval pipeline did."""
+    """``(datamodule, writer)`` for image files, prepared as the checkpoint's eval pipeline did (folders in
+    ``exclude`` are not searched for images)."""
     require_keys(model, ("in_channels", "mean", "std"), "predicting from image files")
     preprocess = ImagePreprocessor(model.data_info, model.kind)
-    images = find_images(source)
+    images = find_images(source, exclude=exclude)
     writer = image_writer(model, images, out_dir, top_k, grid, threshold, alpha)
     datamodule = PredictionDataModule(
         images, preprocess, model.data_info, batch_size, num_workers, on_bad_image
@@ -179,13 +181,15 @@ def predict(
     on_bad_image: str = "error",
     channels_last: bool | str = "auto",
     trainer: Mapping[str, Any] | None = None,
+    trust_checkpoint: bool = False,
 ) -> dict[str, Any]:
     """Predict every input with the checkpoint's model and write the results under ``out``.
 
     Args:
         ckpt: a lit_vision checkpoint (everything needed is read from it).
         input: an image file, a folder of images, or a CSV (see :mod:`lit_vision.inference.inputs`).
-        out: output folder (created; files of an earlier prediction there are replaced).
+        out: output folder, replaced as one unit when the run succeeds (it may hold an earlier prediction,
+            nothing else; see :mod:`lit_vision.inference.output_folder`). Never searched for inputs.
         batch_size / num_workers: prediction batches; workers decode files (None: 0 for small inputs).
         top_k: classes per image in the classification CSV.
         tta: average with the horizontally flipped input.
@@ -195,27 +199,56 @@ def predict(
         on_bad_image: ``error`` (default) or ``skip`` unreadable files.
         channels_last: run conv nets channels-last (``auto``: when the net has 2-D convolutions).
         trainer: Trainer arguments (``accelerator``, ``precision``, ``devices``...).
+        trust_checkpoint: load a checkpoint that needs more than data to be rebuilt (only for trusted files).
 
     Returns the summary also written to ``out/predict.json``: task, counts, output files, seconds.
     """
     start = time.perf_counter()
     quiet_known_noise()
-    model = load_model(ckpt)
-    out_dir = Path(out).expanduser()
+    model = load_model(ckpt, trust_checkpoint)
+    out_dir = check_output_folder(out, input)
     if model.kind != "classification" and int(top_k) != 5:
         log.info("top_k applies to classification; ignored for a %s model.", model.kind)
-    given = Path(input).expanduser()
-    if given.is_file() and given.resolve() == (out_dir / CSV_NAME).resolve():
-        raise UserError(f"input={input} would be overwritten by the predictions: choose another out= folder.")
+    if is_tabular(model) and tta:
+        raise UserError("tta=true mirrors images; this model predicts from table rows (leave tta false).")
+    options = {
+        "batch_size": batch_size,
+        "num_workers": num_workers,
+        "on_bad_image": on_bad_image,
+        "top_k": top_k,
+        "grid": grid,
+        "threshold": threshold,
+        "alpha": alpha,
+    }
+    folder = OutputFolder(out_dir)
+    try:
+        summary = _predict_into(folder, model, input, tta, channels_last, trainer, start, options)
+        folder.commit()
+    except BaseException:
+        folder.discard()  # the earlier results in out stay as they were
+        raise
+    log.info("Predicted %d inputs in %.1fs; results in %s", summary["count"], summary["seconds"], out_dir)
+    return summary
+
+
+def _predict_into(
+    folder: OutputFolder,
+    model: LoadedModel,
+    input: str | Path,
+    tta: bool,
+    channels_last: bool | str,
+    trainer: Mapping[str, Any] | None,
+    start: float,
+    options: dict[str, Any],
+) -> dict[str, Any]:
+    """Predict into ``folder.staging`` (``options``: the arguments of :func:`image_parts`); return the summary
+    (also written there as predict.json)."""
+    staging = folder.staging
     if is_tabular(model):
-        if tta:
-            raise UserError("tta=true mirrors images; this model predicts from table rows (leave tta false).")
-        datamodule, writer = table_parts(model, input, out_dir, batch_size)
+        datamodule, writer = table_parts(model, input, staging, options["batch_size"])
     else:
-        datamodule, writer = image_parts(
-            model, input, out_dir, batch_size, num_workers, on_bad_image, top_k, grid, threshold, alpha
-        )
-    runner = build_trainer(trainer, out_dir, [writer])
+        datamodule, writer = image_parts(model, input, staging, **options, exclude=(folder.target, staging))
+    runner = build_trainer(trainer, staging, [writer])
     with warnings.catch_warnings():
         # Decoding in the main process is a deliberate choice for small inputs.
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
@@ -231,9 +264,8 @@ def predict(
         "tta": bool(tta),
         "precision": str(runner.precision),
         "accelerator": type(runner.accelerator).__name__,
-        "outputs": writer.outputs(),
+        "outputs": {kind: str(folder.final_path(path)) for kind, path in writer.outputs().items()},
         "seconds": round(seconds, 3),
     }
-    write_json(out_dir / SUMMARY_NAME, summary)
-    log.info("Predicted %d inputs in %.1fs; results in %s", writer.written, seconds, out_dir)
+    write_json(staging / SUMMARY_NAME, summary)
     return summary

@@ -1,7 +1,8 @@
 """Checkpoints in one place: reading a file, rebuilding its task, and checking it against the data.
 
 Used by training (``ckpt_path=`` resume and ``train=false`` evaluation), predict and export: the task class,
-its weights and ``data_info`` come from the file alone.
+its weights and ``data_info`` come from the file alone. Files are opened with ``weights_only=True`` and the
+task's ``_target_`` entries are checked (:mod:`lit_vision.inference.trust`) unless ``trust`` is set.
 """
 
 from __future__ import annotations
@@ -12,14 +13,20 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
 from hydra.utils import get_class
 from omegaconf import DictConfig
 
 from lit_vision.errors import UserError
+from lit_vision.inference.trust import (
+    check_targets,
+    check_task_class,
+    safe_globals,
+    torch_load,
+)
 from lit_vision.tasks.classification import ClassificationTask
 from lit_vision.tasks.regression import RegressionTask
 from lit_vision.tasks.segmentation import SegmentationTask
+from lit_vision.utils.paths import require_checkpoint_file
 
 TASK_CLASSES: dict[str, type[L.LightningModule]] = {
     "classification": ClassificationTask,
@@ -64,15 +71,14 @@ def task_kind(task: L.LightningModule) -> str:
     )
 
 
-def load_model(ckpt_path: str | Path) -> LoadedModel:
+def load_model(ckpt_path: str | Path, trust: bool = False) -> LoadedModel:
     """Rebuild the task saved in ``ckpt_path`` (no config file needed) and put it in eval mode.
 
-    Raises UserError for a missing or unreadable file, or a checkpoint that does not name its task.
+    Raises UserError for a missing or unreadable file, a checkpoint that does not name its task, or (without
+    ``trust``) one that refers to types or targets lit_vision's own checkpoints never hold.
     """
-    path = Path(ckpt_path).expanduser()
-    if not path.is_file():
-        raise UserError(f"ckpt={ckpt_path}: no such checkpoint file ({path.absolute()}).")
-    task = load_task_from_checkpoint(path, None)
+    path = require_checkpoint_file(ckpt_path)
+    task = load_task_from_checkpoint(path, None, trust)
     task.eval()
     data_info = dict(getattr(task, "data_info", None) or {})
     return LoadedModel(task=task, data_info=data_info, kind=task_kind(task), path=path.absolute())
@@ -89,10 +95,21 @@ def require_keys(model: LoadedModel, keys: tuple[str, ...], why: str) -> None:
         )
 
 
-def load_task_from_checkpoint(ckpt_path: str | Path, model_cfg: DictConfig | None) -> L.LightningModule:
-    """Rebuild the task stored in ``ckpt_path`` (class recorded in the checkpoint, else ``model._target_``)."""
-    checkpoint = read_checkpoint(ckpt_path)
-    class_path = checkpoint.get("task_class") or (model_cfg or {}).get("_target_")
+def load_task_from_checkpoint(
+    ckpt_path: str | Path, model_cfg: DictConfig | None, trust: bool = False
+) -> L.LightningModule:
+    """Rebuild the task stored in ``ckpt_path`` (class recorded in the checkpoint, else ``model._target_``).
+
+    Without ``trust`` the recorded class must be a lit_vision task and every ``_target_`` of its
+    hyperparameters one :func:`~lit_vision.inference.trust.check_targets` accepts.
+    """
+    checkpoint = read_checkpoint(ckpt_path, trust)
+    recorded = checkpoint.get("task_class")
+    if not trust:
+        if recorded:
+            check_task_class(str(recorded), ckpt_path)
+        check_targets(checkpoint.get("hyper_parameters") or {}, ckpt_path)
+    class_path = recorded or (model_cfg or {}).get("_target_")
     if not class_path:
         raise UserError(
             f"{ckpt_path} does not say which task it holds (no task_class: it was not written by lit_vision's "
@@ -101,15 +118,19 @@ def load_task_from_checkpoint(ckpt_path: str | Path, model_cfg: DictConfig | Non
         )
     task_cls = get_class(str(class_path))
     try:
-        return task_cls.load_from_checkpoint(str(ckpt_path), map_location="cpu", weights_only=False)
+        with safe_globals():
+            return task_cls.load_from_checkpoint(str(ckpt_path), map_location="cpu", weights_only=not trust)
     except (RuntimeError, TypeError, KeyError) as exc:
         raise UserError(f"{ckpt_path} cannot be loaded as {class_path}: {exc}") from exc
 
 
-def read_checkpoint(ckpt_path: str | Path) -> dict[str, Any]:
-    """``torch.load`` a Lightning checkpoint (memory-mapped), with a clear error for unreadable files."""
+def read_checkpoint(ckpt_path: str | Path, trust: bool = False) -> dict[str, Any]:
+    """``torch.load`` a Lightning checkpoint (memory-mapped; ``weights_only`` unless ``trust``), with a clear
+    error for unreadable and untrusted files."""
     try:
-        checkpoint = torch.load(str(ckpt_path), map_location="cpu", weights_only=False, mmap=True)
+        checkpoint = torch_load(ckpt_path, trust)
+    except UserError:
+        raise
     except Exception as exc:
         raise UserError(
             f"{ckpt_path} is not a readable checkpoint ({type(exc).__name__}: {exc}); it may be truncated or "
@@ -120,9 +141,10 @@ def read_checkpoint(ckpt_path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
-def check_checkpoint_matches(task: L.LightningModule, ckpt_path: str | Path) -> None:
-    """Raise UserError naming the weights whose names or shapes differ between ``task`` and the checkpoint."""
-    saved = read_checkpoint(ckpt_path)["state_dict"]
+def check_checkpoint_matches(task: L.LightningModule, ckpt_path: str | Path, trust: bool = False) -> None:
+    """Raise UserError naming the weights whose names or shapes differ between ``task`` and the checkpoint
+    (and, without ``trust``, when the file holds types lit_vision's checkpoints never hold)."""
+    saved = read_checkpoint(ckpt_path, trust)["state_dict"]
     current = task.state_dict()
     missing = [k for k in current if k not in saved]
     unexpected = [k for k in saved if k not in current]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from lit_vision.errors import UserError
 from lit_vision.inference.checkpoint import LoadedModel, load_model
 from lit_vision.inference.preprocess import ImagePreprocessor, as_size
 from lit_vision.utils.io import write_json
+from lit_vision.utils.paths import require_checkpoint_file
 
 log = logging.getLogger("lit_vision")
 
@@ -103,11 +105,13 @@ def export_model(
     exporter: str = "auto",
     tolerance: float = 1e-4,
     check_batch_size: int = 3,
+    trust_checkpoint: bool = False,
 ) -> ExportResult:
     """Export ``ckpt``'s net to ``format`` (onnx | torchscript), check it, and write the JSON sidecar.
 
     Raises :class:`ExportCheckFailed` (after writing the files, with ``passed: false`` in the sidecar)
-    when the check's maximum absolute difference exceeds ``tolerance``.
+    when the check's maximum absolute difference exceeds ``tolerance``, and UserError (before writing
+    anything) when ``out`` or its sidecar is the checkpoint itself.
     """
     if format not in FORMATS:
         raise UserError(f"format={format!r}: choose one of {', '.join(FORMATS)}.")
@@ -115,8 +119,10 @@ def export_model(
         raise UserError(f"exporter={exporter!r}: choose one of {', '.join(EXPORTERS)}.")
     if int(check_batch_size) == TRACE_BATCH or int(check_batch_size) < 1:
         raise UserError(f"check_batch_size must be >= 1 and differ from the traced batch ({TRACE_BATCH}).")
-    model = load_model(ckpt)
-    path = Path(out).expanduser() if out else model.path.with_suffix(FORMATS[format])
+    ckpt_file = require_checkpoint_file(ckpt)
+    path = Path(out).expanduser() if out else ckpt_file.with_suffix(FORMATS[format])
+    refuse_overwriting(ckpt_file, path, out)
+    model = load_model(ckpt_file, trust_checkpoint)
     path.parent.mkdir(parents=True, exist_ok=True)
     scaling = (None, None)
     if model.kind == "regression":
@@ -158,6 +164,28 @@ def export_model(
             "format=torchscript."
         )
     return result
+
+
+def refuse_overwriting(ckpt: Path, path: Path, out: str | Path | None) -> None:
+    """UserError when the export ``path`` or its sidecar is the checkpoint ``ckpt`` (however it is spelled:
+    ``./``, ``..``, a symbolic or hard link)."""
+    for target in (path, path.with_name(path.name + ".json")):
+        if _same_file(ckpt, target):
+            given = (
+                f"out={out}"
+                if out
+                else f"the default out= ({path.name}: the checkpoint's name, {path.suffix})"
+            )
+            raise UserError(
+                f"{given} would overwrite the checkpoint {ckpt} that is being exported; nothing was written. "
+                f"Choose another file, e.g. out={ckpt.with_name(ckpt.stem + '_export' + path.suffix)}."
+            )
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
 
 
 def write_onnx(net: nn.Module, example: torch.Tensor, path: Path, opset: int | None, exporter: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,13 +24,16 @@ class InputImage:
     name: str
 
 
-def find_images(source: str | Path) -> list[InputImage]:
-    """The images ``source`` names, sorted by name; UserError when there are none or it does not exist."""
+def find_images(source: str | Path, exclude: Sequence[str | Path] = ()) -> list[InputImage]:
+    """The images ``source`` names, sorted by name; UserError when there are none or it does not exist.
+
+    Folders in ``exclude`` (e.g. the run's own output folder inside the input folder) are not searched.
+    """
     source = Path(source).expanduser()
     if not source.exists():
         raise UserError(f"input={source}: no such file or folder.")
     if source.is_dir():
-        images = _folder_images(source)
+        images = _folder_images(source, {Path(p).expanduser().resolve() for p in exclude})
         where = f"folder {source}"
     elif source.suffix.lower() == ".csv":
         images = csv_images(source)
@@ -47,10 +51,14 @@ def find_images(source: str | Path) -> list[InputImage]:
     return images
 
 
-def _folder_images(folder: Path) -> list[InputImage]:
+def _folder_images(folder: Path, excluded: set[Path]) -> list[InputImage]:
     found = []
     for directory, subdirs, files in os.walk(folder):
-        subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
+        subdirs[:] = sorted(
+            d
+            for d in subdirs
+            if not d.startswith(".") and not (excluded and Path(directory, d).resolve() in excluded)
+        )
         # Plain string joins: pathlib costs ~15 us per file, noticeable for thousands of small images.
         relative = Path(directory).relative_to(folder).as_posix()
         prefix = "" if relative == "." else relative + "/"

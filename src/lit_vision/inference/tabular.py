@@ -23,12 +23,13 @@ from lit_vision.tasks.regression import RegressionTask
 from lit_vision.utils.io import atomic_write_text
 
 
-def load_regression_task(checkpoint: str | Path) -> RegressionTask:
-    """A :class:`RegressionTask` from a lit_vision checkpoint, on the CPU in eval mode."""
+def load_regression_task(checkpoint: str | Path, trust: bool = False) -> RegressionTask:
+    """A :class:`RegressionTask` from a lit_vision checkpoint, on the CPU in eval mode (``trust``: see
+    :mod:`lit_vision.inference.trust`)."""
     path = Path(checkpoint).expanduser()
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist.")
-    task = load_task_from_checkpoint(path, None)
+    task = load_task_from_checkpoint(path, None, trust)
     if not isinstance(task, RegressionTask):
         raise UserError(
             f"{path} holds a {type(task).__name__}, not a regression task: predict tables with a regression checkpoint."

@@ -40,6 +40,7 @@ from lit_vision.inference.checkpoint import (
     check_data_fits_task,
     load_task_from_checkpoint,
 )
+from lit_vision.inference.trust import safe_globals
 from lit_vision.utils.distributed import is_ddp_child, process_rank
 from lit_vision.utils.io import write_json
 from lit_vision.utils.metrics import to_float_dict
@@ -122,8 +123,8 @@ def validate_run_keys(cfg: DictConfig) -> None:
     seed = cfg.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise UserError(f"seed={seed!r} is not an integer: use e.g. seed=42, or seed=null for a fresh one.")
-    for key in ("train", "test"):
-        if not isinstance(cfg.get(key, True), bool):
+    for key, default in (("train", True), ("test", True), ("trust_checkpoint", False)):
+        if not isinstance(cfg.get(key, default), bool):
             raise UserError(f"{key}={cfg.get(key)!r} must be true or false.")
     test_ckpt = cfg.get("test_ckpt", "best")
     if test_ckpt not in TEST_CKPT_CHOICES:
@@ -288,10 +289,10 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], float | None]:
         if do_train:
             task = instantiate(cfg.model)
             if ckpt_path is not None:
-                check_checkpoint_matches(task, ckpt_path)
+                check_checkpoint_matches(task, ckpt_path, bool(cfg.get("trust_checkpoint")))
                 log.info("Resuming from %s", ckpt_path)
         else:
-            task = load_task_from_checkpoint(ckpt_path, cfg.get("model"))
+            task = load_task_from_checkpoint(ckpt_path, cfg.get("model"), bool(cfg.get("trust_checkpoint")))
             check_data_fits_task(task, datamodule, ckpt_path)
             log.info("Evaluating %s", ckpt_path)
         callbacks: list[Callback] = instantiate_dict(cfg.get("callbacks"))
@@ -344,10 +345,12 @@ def _fit_and_test(
     """Fit (from ``ckpt_path`` when given), then test the best checkpoint (or with ``test_ckpt=last`` the
     final weights); record everything in ``metrics``."""
     do_train, do_test = bool(cfg.get("train", True)), bool(cfg.get("test", True))
+    # Checkpoints are opened with weights_only=True (tensors and plain data) unless the user trusts the file.
+    weights_only = not cfg.get("trust_checkpoint", False)
     if do_train:
         start = time.perf_counter()
-        # Our own checkpoints (they hold config dicts): full unpickling, as for testing below.
-        trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
+        with safe_globals():
+            trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=weights_only)
         metrics["fit_seconds"] = round(time.perf_counter() - start, 3)
         metrics.update(_progress(trainer))
 
@@ -356,6 +359,12 @@ def _fit_and_test(
     if best is not None and best.best_model_score is not None and do_train:
         metrics["best_model_score"] = float(best.best_model_score)
     metrics["best_model_path"] = best_path or None
+    link = getattr(best, "best_link_path", None) if do_train else None
+    if link is not None and link.exists():
+        # checkpoints/best.ckpt: a stable name, relative to the run folder (this file's folder) when inside it
+        output_dir = Path(cfg.paths.output_dir).absolute()
+        link = link.absolute()
+        metrics["best_ckpt"] = str(link.relative_to(output_dir) if link.is_relative_to(output_dir) else link)
 
     if do_test:
         tested = best_path
@@ -366,7 +375,10 @@ def _fit_and_test(
             log.warning("No best checkpoint was written; testing the weights at the end of training.")
         metrics["tested_weights"] = tested or ("last" if do_train else cfg.get("ckpt_path"))
         start = time.perf_counter()
-        results = trainer.test(task, datamodule=datamodule, ckpt_path=tested or None, weights_only=False)
+        with safe_globals():
+            results = trainer.test(
+                task, datamodule=datamodule, ckpt_path=tested or None, weights_only=weights_only
+            )
         metrics["test_seconds"] = round(time.perf_counter() - start, 3)
         for result in results:
             metrics.update(to_float_dict(result))
