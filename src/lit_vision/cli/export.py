@@ -24,6 +24,7 @@ def run(cfg: DictConfig) -> int:
     """Export as ``cfg`` says; exit status 1 when the check fails."""
     require_checkpoint_file(cfg.ckpt)  # before the imports below (seconds)
     require_bools(cfg, ["trust_checkpoint"])
+    # imported here: --help and config errors answer without loading torch
     from lit_vision.inference.export import ExportCheckFailed, export_model
 
     try:

@@ -32,6 +32,7 @@ def run(cfg: DictConfig) -> int:
     require_bools(cfg, ["trust_checkpoint"])
     if not Path(str(cfg.input)).expanduser().exists():
         raise UserError(f"input={cfg.input}: no such file or folder.")
+    # imported here: --help and config errors answer without loading torch
     from lit_vision.inference.api import predict
 
     summary = predict(

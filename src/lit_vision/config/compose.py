@@ -13,6 +13,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, open_dict
 
+from lit_vision.config.resolvers import register_resolvers
+from lit_vision.config.schema import register_configs
 from lit_vision.errors import UserError
 
 # src/lit_vision/config/compose.py -> the checkout's root
@@ -51,8 +53,8 @@ def compose_config(
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
 
-    import lit_vision  # noqa: F401  (registers the resolvers and the Trainer schema)
-
+    register_resolvers()  # idempotent; the package's __init__ has normally done both already
+    register_configs()
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):

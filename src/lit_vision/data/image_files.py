@@ -27,6 +27,7 @@ from torchvision.transforms import v2
 from lit_vision.data.image_io import BadImageError, ImageHeader, decode_image_file, inspect_image
 from lit_vision.data.resumable import EpochSampler, ResumableDataLoader
 from lit_vision.data.split_loaders import SplitDataModule
+from lit_vision.data.stats import file_channel_stats
 from lit_vision.data.transforms import build_transforms
 from lit_vision.data.validation import SkippedFiles, check_on_bad_sample, converted_modes_note
 from lit_vision.errors import UserError
@@ -393,8 +394,6 @@ class ImageFilesDataModule(SplitDataModule):
             raise UserError(f"data.std must be positive, got {self.std}")
 
     def _compute_normalization(self, train: Sequence[Sample]) -> None:
-        from lit_vision.data.stats import file_channel_stats
-
         mean, std = file_channel_stats(
             [s.path for s in train],
             channels=self.in_channels or 3,

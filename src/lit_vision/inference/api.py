@@ -121,6 +121,7 @@ def table_parts(
     model: LoadedModel, source: str | Path, out_dir: Path, batch_size: int
 ) -> tuple[TablePredictionDataModule, TableWriter]:
     """``(datamodule, writer)`` for a CSV of rows, prepared exactly as training prepared its rows."""
+    # imported here: pandas loads only for table predictions
     from lit_vision.data.tabular import TabularPreprocessor, read_csv
 
     path = Path(source).expanduser()

@@ -23,6 +23,7 @@ from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
 from lit_vision.nets.heads import expand_head_alias, is_under
+from lit_vision.nets.weights import load_pretrained_file, pretrained_loading_enabled
 
 # scheme -> (torch.nn.init function, default arguments)
 SCHEMES: dict[str, tuple[Callable[..., Any], dict[str, Any]]] = {
@@ -96,8 +97,6 @@ def prepare_net(
     Both are what a model config's ``init`` / ``pretrained_path`` keys ask for. The file is not read while a
     task is rebuilt from a checkpoint (the checkpoint holds the trained weights).
     """
-    from lit_vision.nets.weights import load_pretrained_file, pretrained_loading_enabled
-
     if init:
         spec = parse_init_config(init)
         if getattr(net, "weights", None) and not spec["modules"]:

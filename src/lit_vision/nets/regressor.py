@@ -8,7 +8,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from lit_vision.nets.cnn import SimpleCNN
 from lit_vision.nets.mlp import make_activation
+from lit_vision.nets.torchvision_classifier import TorchvisionClassifier
 
 
 def _check_in_features(in_features: int | None, model: str) -> int:
@@ -111,8 +113,6 @@ def image_regressor(
     starting from ``weights`` (e.g. ``IMAGENET1K_V1``; null: random initialisation, which needs no download).
     """
     if backbone == "simple_cnn":
-        from lit_vision.nets.cnn import SimpleCNN
-
         return SimpleCNN(
             in_channels=int(in_channels),
             num_classes=int(num_outputs),
@@ -121,8 +121,6 @@ def image_regressor(
             kernel_size=int(kernel_size),
             dropout=float(dropout),
         )
-    from lit_vision.nets.torchvision_classifier import TorchvisionClassifier
-
     return TorchvisionClassifier(
         name=backbone,
         num_classes=int(num_outputs),

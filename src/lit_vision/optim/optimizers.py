@@ -14,6 +14,8 @@ import torch
 from hydra.utils import get_class, instantiate
 from torch import nn
 
+from lit_vision.nets.heads import head_module_names
+
 LIGHTNING_SCHEDULER_KEYS = ("interval", "frequency", "monitor")
 
 
@@ -59,8 +61,6 @@ def expand_head_multipliers(module: nn.Module, multipliers: dict[str, float]) ->
     for key, value in multipliers.items():
         has_params = any(n == key or n.startswith(key + ".") for n in names)
         if key in ("head", "net.head") and not has_params and isinstance(net, nn.Module):
-            from lit_vision.nets.heads import head_module_names
-
             for head in head_module_names(net):
                 out[f"net.{head}"] = value
         else:
