@@ -107,8 +107,8 @@ def test_task_metrics_ignore_pixels_and_log_per_class(tmp_path):
     task = SegmentationTask(net=UNET, num_classes=2)
     preds = torch.tensor([[[1, 1], [0, 1]]])
     target = torch.tensor([[[1, 0], [255, 1]]])
-    task.val_confusion.update(preds, target)
-    confmat = task.val_confusion.compute()
+    task.val_metrics["confusion"].update(preds, target)
+    confmat = task.val_metrics["confusion"].compute()
     assert confmat.tolist() == [[0, 1], [0, 2]]  # the ignored pixel is not counted
 
 

@@ -7,6 +7,7 @@ global rank 0 only.
 
 from lit_vision.callbacks.base import EpochSchedule, MonitorCallback, tensorboard_writer
 from lit_vision.callbacks.confusion_matrix import ConfusionMatrixCallback
+from lit_vision.callbacks.confusion_text import ConfusionMatrixText
 from lit_vision.callbacks.conv_visuals import ConvKernelImages, FeatureMapImages
 from lit_vision.callbacks.embedding import EmbeddingProjector
 from lit_vision.callbacks.graph import ModelGraph
@@ -18,6 +19,7 @@ from lit_vision.callbacks.prediction_grid import ClassificationPredictionGrid
 __all__ = [
     "ClassificationPredictionGrid",
     "ConfusionMatrixCallback",
+    "ConfusionMatrixText",
     "ConvKernelImages",
     "EmbeddingProjector",
     "EpochSchedule",

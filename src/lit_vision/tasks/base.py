@@ -1,8 +1,16 @@
-"""The shared base of every task: builds the net, loss, optimizer and scheduler from config dicts."""
+"""The template every task follows (after torchgeo's ``BaseTask``).
+
+:class:`BaseTask` owns the constructor arguments all tasks share, builds the net, the loss
+(:meth:`~BaseTask.configure_losses`) and the metrics (:meth:`~BaseTask.configure_metrics`), runs the
+train/val/test steps and logs every stage's loss and metrics through one path (:meth:`~BaseTask.log_epoch`).
+A task adds its own arguments, :meth:`~BaseTask.model_step` (loss and outputs of one batch) and, where
+needed, :meth:`~BaseTask.epoch_values` (turning computed metrics into the logged scalars).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import inspect
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import lightning as L
@@ -10,11 +18,15 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
+from torchmetrics import MetricCollection
 
 from lit_vision.nets.init import prepare_net
 from lit_vision.nets.weights import no_pretrained_loading
 from lit_vision.optim.optimizers import build_optimizer, build_scheduler
+from lit_vision.tasks.epoch_metrics import BufferedMetrics, RunningMean
 from lit_vision.utils.hardware import wants_channels_last
+
+STAGES = ("train", "val", "test")
 
 
 def to_plain(value: Any) -> Any:
@@ -25,18 +37,33 @@ def to_plain(value: Any) -> Any:
 
 
 class BaseTask(L.LightningModule):
-    """Builds ``net`` (an nn.Module config) and owns optimisation; subclasses add loss, metrics and steps.
+    """Builds ``net`` (an nn.Module config), its loss and metrics, and owns optimisation and logging.
 
     Every constructor argument is a plain value or config dict and is saved in the checkpoint, so
-    ``Task.load_from_checkpoint(path)`` rebuilds the model with no config file next to it.
+    ``Task.load_from_checkpoint(path)`` rebuilds the model with no config file next to it. Subclasses pass
+    their own (normalised) arguments on as keyword arguments: they are saved with the shared ones, and a
+    name that no ``__init__`` of the task declares is refused.
+
+    Args:
+        net: the nn.Module config (``_target_`` and its arguments).
+        optimizer, scheduler: optimizer and learning-rate schedule configs (see :mod:`lit_vision.optim`).
+        loss: the loss config; how it is read is up to :meth:`configure_losses`.
+        monitor, monitor_mode: the metric that checkpointing (and ReduceLROnPlateau) follows.
+        lr_multipliers: learning-rate factors per module prefix (``head`` names the classifier head).
+        channels_last: true, false or ``auto`` (decided once the device and precision are known).
+        compile: ``torch.compile`` the net in place at setup.
+        init, pretrained_path: an init scheme and a weights file for the net (see :mod:`lit_vision.nets.init`).
     """
+
+    #: metrics (names without the stage prefix) shown in the progress bar for val and test
+    progress_bar_metrics: tuple[str, ...] = ()
 
     def __init__(
         self,
         net: Mapping[str, Any],
         optimizer: Mapping[str, Any] | None = None,
         scheduler: Mapping[str, Any] | None = None,
-        loss: Mapping[str, Any] | None = None,
+        loss: Any = None,
         monitor: str = "val/loss",
         monitor_mode: str = "min",
         lr_multipliers: Mapping[str, float] | None = None,
@@ -44,21 +71,87 @@ class BaseTask(L.LightningModule):
         compile: bool = False,
         init: str | Mapping[str, Any] | None = None,
         pretrained_path: str | None = None,
+        **task_args: Any,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters({k: to_plain(v) for k, v in self._init_arguments(locals()).items()})
+        self._check_task_args(task_args)
+        shared = {
+            "net": net,
+            "optimizer": optimizer,
+            "scheduler": scheduler,
+            "loss": loss,
+            "monitor": monitor,
+            "monitor_mode": monitor_mode,
+            "lr_multipliers": lr_multipliers,
+            "channels_last": channels_last,
+            "compile": compile,
+            "init": init,
+            "pretrained_path": pretrained_path,
+        }
+        self.save_hyperparameters({k: to_plain(v) for k, v in {**shared, **task_args}.items()})
         self.net: nn.Module = instantiate(self.hparams.net)
         # init scheme, then partial loading by name and shape (skipped when rebuilding from a checkpoint)
         self.pretrained_report = prepare_net(self.net, self.hparams.init, self.hparams.pretrained_path)
-        self.loss_fn: nn.Module | None = instantiate(self.hparams.loss) if self.hparams.loss else None
+        self.loss_fn: nn.Module | None = self.configure_losses()
         # "auto" is decided in setup(), once the device and precision are known (lit_vision.utils.hardware).
         if isinstance(channels_last, str) and channels_last != "auto":
             raise ValueError(f"channels_last must be true, false or auto, got {channels_last!r}")
         self.channels_last = False if isinstance(channels_last, str) else bool(channels_last)
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
+        metrics = self.configure_metrics()
+        self.train_metrics = metrics.clone(prefix="train/")
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
+        # Tasks with a `metric_chunk` argument update their metrics in chunks of that many samples.
+        chunk = int(self.hparams.get("metric_chunk") or 1)
+        self.metric_buffers = {
+            stage: BufferedMetrics(getattr(self, f"{stage}_metrics"), chunk) for stage in STAGES
+        }
+        self.loss_means = {stage: RunningMean() for stage in STAGES}
         # What inference needs to prepare inputs (class names, normalisation...), stored in checkpoints.
         self.data_info: dict[str, Any] = {}
+
+    def _check_task_args(self, task_args: Mapping[str, Any]) -> None:
+        """TypeError for a keyword that no ``__init__`` between the task class and BaseTask declares."""
+        declared: set[str] = set()
+        for klass in type(self).__mro__:
+            if klass is BaseTask:
+                break
+            if "__init__" in vars(klass):
+                for name, param in inspect.signature(klass.__init__).parameters.items():
+                    if param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY):
+                        declared.add(name)
+        unknown = sorted(set(task_args) - declared)
+        if unknown:
+            raise TypeError(
+                f"{type(self).__name__}() got unexpected keyword argument(s): {', '.join(unknown)}"
+            )
+
+    # ------------------------------------------------------------------ template hooks
+    def configure_losses(self) -> nn.Module | None:
+        """The loss module (``self.loss_fn``); default: ``hparams.loss`` instantiated, or None."""
+        return instantiate(self.hparams.loss) if self.hparams.loss else None
+
+    def configure_metrics(self) -> MetricCollection:
+        """The metrics of one stage, without prefix; cloned as ``train/``, ``val/`` and ``test/``."""
+        return MetricCollection({})
+
+    def model_step(self, batch: Any, stage: str) -> tuple[dict[str, torch.Tensor], tuple[torch.Tensor, ...]]:
+        """``(outputs, metric inputs)`` of one batch: ``outputs`` holds ``"loss"`` and what the monitoring
+        callbacks read (see :mod:`lit_vision.callbacks.outputs`); the metrics are updated with
+        ``metric inputs`` (predictions, target), whose target's first axis is the batch."""
+        raise NotImplementedError
+
+    def epoch_values(self, stage: str, values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The scalars to log for ``stage`` from the computed metrics (names without prefix)."""
+        return values
+
+    @property
+    def class_names(self) -> Sequence[str]:
+        """Class names from the data, else ``0..num_classes-1``."""
+        names = self.data_info.get("class_names")
+        return names or [str(i) for i in range(int(self.hparams.get("num_classes") or 0))]
 
     @classmethod
     def load_from_checkpoint(cls, *args: Any, **kwargs: Any):
@@ -75,10 +168,6 @@ class BaseTask(L.LightningModule):
         else:
             super().__setattr__(name, value)
 
-    @staticmethod
-    def _init_arguments(frame_locals: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in frame_locals.items() if k not in ("self", "__class__")}
-
     # ------------------------------------------------------------------ forward
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last and x.ndim == 4:
@@ -88,6 +177,65 @@ class BaseTask(L.LightningModule):
             # on the device in float32) must follow; mixed precision keeps float32 weights and autocasts.
             x = x.to(self.dtype)
         return self.net(x)
+
+    # ------------------------------------------------------------------ steps: one path for every stage
+    def _shared_step(self, batch: Any, stage: str) -> dict[str, torch.Tensor]:
+        outputs, (predictions, target) = self.model_step(batch, stage)
+        self.metric_buffers[stage].update(predictions, target)
+        self.loss_means[stage].update(outputs["loss"], target.shape[0])
+        return outputs
+
+    def training_step(self, batch: Any, batch_idx: int) -> dict[str, torch.Tensor]:
+        outputs = self._shared_step(batch, "train")
+        # Each `self.log` call costs ~0.3-0.5 ms on a CPU: the step curve is logged only on the steps
+        # Lightning writes to the loggers (every trainer.log_every_n_steps), the epoch mean at its end.
+        if self._is_logging_step():
+            self.log("train/loss_step", outputs["loss"], on_step=True, on_epoch=False, prog_bar=True)
+        return outputs
+
+    def validation_step(self, batch: Any, batch_idx: int) -> dict[str, torch.Tensor]:
+        return self._shared_step(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> dict[str, torch.Tensor]:
+        return self._shared_step(batch, "test")
+
+    def _is_logging_step(self) -> bool:
+        every = self.trainer.log_every_n_steps
+        return bool(self.trainer.fast_dev_run) or (every > 0 and (self.global_step + 1) % every == 0)
+
+    # ------------------------------------------------------------------ epoch ends: compute and log once
+    def on_train_epoch_end(self) -> None:
+        self.log_epoch("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_epoch("val")
+
+    def on_test_epoch_end(self) -> None:
+        self.log_epoch("test")
+
+    def log_epoch(self, stage: str) -> None:
+        """Log the stage's mean loss (``train/loss_epoch``, ``val/loss``, ``test/loss``) and metrics, then
+        reset them; nothing when the stage saw no batch."""
+        loss_mean, buffer = self.loss_means[stage], self.metric_buffers[stage]
+        if not loss_mean.count:
+            return
+        loss = loss_mean.compute_and_reset()
+        computed = buffer.compute()
+        buffer.reset()
+        prefix = f"{stage}/"
+        values = self.epoch_values(stage, {k.removeprefix(prefix): v for k, v in computed.items()})
+        shown = stage != "train"
+        # sync_dist: under DDP the epoch loss is the mean over every process's batches (no-op on one device);
+        # the metrics are already gathered by torchmetrics' compute().
+        self.log(
+            "train/loss_epoch" if stage == "train" else f"{stage}/loss", loss, prog_bar=shown, sync_dist=True
+        )
+        bar = {prefix + k: v for k, v in values.items() if k in self.progress_bar_metrics}
+        rest = {prefix + k: v for k, v in values.items() if k not in self.progress_bar_metrics}
+        if bar:
+            self.log_dict(bar, prog_bar=shown)
+        if rest:
+            self.log_dict(rest)
 
     # ------------------------------------------------------------------ lifecycle
     def setup(self, stage: str) -> None:

@@ -65,40 +65,29 @@ class RegressionTask(BaseTask):
         Other arguments: see :class:`~lit_vision.tasks.base.BaseTask`.
     """
 
+    progress_bar_metrics = ("mae", "rmse", "r2")
+
     def __init__(
         self,
         net: Mapping[str, Any],
         num_targets: int = 1,
         loss: str | Mapping[str, Any] | None = "mse",
-        optimizer: Mapping[str, Any] | None = None,
-        scheduler: Mapping[str, Any] | None = None,
         monitor: str = "val/mae",
         monitor_mode: str = "min",
-        lr_multipliers: Mapping[str, float] | None = None,
-        channels_last: bool | str = False,
-        compile: bool = False,
-        init: str | Mapping[str, Any] | None = None,
-        pretrained_path: str | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(
             net=net,
-            optimizer=optimizer,
-            scheduler=scheduler,
             loss=loss_config(loss),
             monitor=monitor,
             monitor_mode=monitor_mode,
-            lr_multipliers=lr_multipliers,
-            channels_last=channels_last,
-            compile=compile,
-            init=init,
-            pretrained_path=pretrained_path,
+            num_targets=int(num_targets),
+            **kwargs,
         )
-        self.save_hyperparameters({"num_targets": int(num_targets)})
-        metrics = regression_metrics()
-        self.train_metrics = metrics.clone(prefix="train/")
-        self.val_metrics = metrics.clone(prefix="val/")
-        self.test_metrics = metrics.clone(prefix="test/")
         self._scale: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def configure_metrics(self) -> MetricCollection:
+        return regression_metrics()
 
     # ------------------------------------------------------------------ target units
     def setup(self, stage: str) -> None:
@@ -147,7 +136,9 @@ class RegressionTask(BaseTask):
         return self.to_target_units(self(inputs))
 
     # ------------------------------------------------------------------ steps
-    def _shared_step(self, batch, stage: str) -> dict[str, torch.Tensor]:
+    def model_step(
+        self, batch, stage: str
+    ) -> tuple[dict[str, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
         inputs, targets = batch
         outputs = self(inputs).float().reshape(len(targets), -1)
         targets = targets.float().reshape(len(targets), -1)
@@ -158,31 +149,11 @@ class RegressionTask(BaseTask):
             )
         loss = self.loss_fn(outputs, self.to_net_units(targets))
         predictions = self.to_target_units(outputs.detach())
-        metrics = getattr(self, f"{stage}_metrics")
-        if targets.shape[1] == 1:
-            metrics.update(predictions.squeeze(1), targets.squeeze(1))
-        else:
-            metrics.update(predictions, targets)
-        self.log(
-            f"{stage}/loss",
-            loss,
-            on_step=stage == "train",
-            on_epoch=True,
-            prog_bar=True,
-            batch_size=len(targets),
-            sync_dist=True,  # under DDP: the mean over every process's batches (no-op on one device)
+        # one target: the metrics take (N,) tensors
+        metric_inputs = (
+            (predictions.squeeze(1), targets.squeeze(1)) if targets.shape[1] == 1 else (predictions, targets)
         )
-        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train")
-        return {"loss": loss, "prediction": predictions, "target": targets}
-
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        return self._shared_step(batch, "train")["loss"]
-
-    def validation_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
-        return self._shared_step(batch, "val")
-
-    def test_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
-        return self._shared_step(batch, "test")
+        return {"loss": loss, "prediction": predictions, "target": targets}, metric_inputs
 
     def predict_step(self, batch, batch_idx: int = 0) -> torch.Tensor:
         """Predictions ``(N, T)`` in the targets' units; ``batch`` is inputs or ``(inputs, ...)``."""

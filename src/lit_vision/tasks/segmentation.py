@@ -7,11 +7,12 @@ net's ``out_channels`` is filled in from the head when the config leaves it null
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from hydra.utils import instantiate
+from torchmetrics import MetricCollection
 
 from lit_vision.errors import UserError
 from lit_vision.tasks.base import BaseTask, to_plain
@@ -38,24 +39,34 @@ def with_out_channels(net: Mapping[str, Any], channels: int) -> dict[str, Any]:
 
 
 class SegmentationTask(BaseTask):
-    """Batches are ``(images (N, C, H, W), masks int64 (N, H, W))`` with ``ignore_index`` for ignored pixels."""
+    """Batches are ``(images (N, C, H, W), masks int64 (N, H, W))`` with ``ignore_index`` for ignored pixels.
+
+    Args:
+        net: the net config; its ``out_channels`` is filled in from the head when null.
+        num_classes: classes including the background.
+        loss: ``{name: dice|bce|ce|jaccard|focal|lovasz|tversky or a '+'-joined sum, options}`` (see
+            :mod:`lit_vision.tasks.segmentation_losses`), or any loss class given by ``_target_``.
+        binary: one logit channel (sigmoid) instead of one per class; null: binary exactly with 2 classes.
+        threshold: the binary head's probability threshold.
+        ignore_index: mask value of pixels left out of the loss and the metrics.
+        miou_exclude_background: leave the background class out of mIoU and mean Dice.
+        Other arguments: see :class:`~lit_vision.tasks.base.BaseTask`.
+    """
+
+    progress_bar_metrics = ("iou", "dice", "pixel_acc")
 
     def __init__(
         self,
         net: Mapping[str, Any],
         num_classes: int,
         loss: Mapping[str, Any] | None = None,
-        optimizer: Mapping[str, Any] | None = None,
-        scheduler: Mapping[str, Any] | None = None,
         monitor: str = "val/iou",
         monitor_mode: str = "max",
         binary: bool | None = None,
         threshold: float = 0.5,
         ignore_index: int = 255,
         miou_exclude_background: bool = True,
-        lr_multipliers: Mapping[str, float] | None = None,
-        channels_last: bool | str = False,
-        compile: bool = False,
+        **kwargs: Any,
     ) -> None:
         num_classes = int(num_classes)
         if num_classes < 2:
@@ -65,44 +76,30 @@ class SegmentationTask(BaseTask):
             raise UserError(f"model.binary=true needs exactly 2 classes, the data has {num_classes}.")
         super().__init__(
             net=with_out_channels(net, head_channels(num_classes, binary)),
-            optimizer=optimizer,
-            scheduler=scheduler,
-            loss=None,
+            loss=to_plain(loss) or {"name": "dice"},
             monitor=monitor,
             monitor_mode=monitor_mode,
-            lr_multipliers=lr_multipliers,
-            channels_last=channels_last,
-            compile=compile,
+            num_classes=num_classes,
+            binary=binary,
+            threshold=float(threshold),
+            ignore_index=int(ignore_index),
+            miou_exclude_background=bool(miou_exclude_background),
+            **kwargs,
         )
-        loss = to_plain(loss) or {"name": "dice"}
-        self.save_hyperparameters(
-            {
-                "num_classes": num_classes,
-                "loss": loss,
-                "binary": binary,
-                "threshold": float(threshold),
-                "ignore_index": int(ignore_index),
-                "miou_exclude_background": bool(miou_exclude_background),
-            }
-        )
-        self.loss_fn = self.build_loss(loss)
-        # One pixel confusion matrix per stage; every score of the epoch is derived from it.
-        self.train_confusion = confusion_matrix_metric(num_classes, int(ignore_index))
-        self.val_confusion = confusion_matrix_metric(num_classes, int(ignore_index))
-        self.test_confusion = confusion_matrix_metric(num_classes, int(ignore_index))
 
-    def build_loss(self, config: Mapping[str, Any]) -> torch.nn.Module:
+    def configure_losses(self) -> torch.nn.Module:
         """A SegmentationLoss from ``{name: ..., options}``, or any loss class given by ``_target_``."""
-        config = dict(config)
-        mode = "binary" if self.hparams.binary else "multiclass"
+        config = dict(self.hparams.loss)
         if "_target_" in config:
             return instantiate(config)
+        mode = "binary" if self.hparams.binary else "multiclass"
         return SegmentationLoss(**config, mode=mode, ignore_index=self.hparams.ignore_index)
 
-    @property
-    def class_names(self) -> Sequence[str]:
-        names = self.data_info.get("class_names")
-        return names or [str(i) for i in range(self.hparams.num_classes)]
+    def configure_metrics(self) -> MetricCollection:
+        """One pixel confusion matrix per stage; every score of the epoch is derived from it."""
+        return MetricCollection(
+            {"confusion": confusion_matrix_metric(self.hparams.num_classes, self.hparams.ignore_index)}
+        )
 
     # ------------------------------------------------------------------ outputs
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
@@ -120,31 +117,14 @@ class SegmentationTask(BaseTask):
         return logits.argmax(dim=1)
 
     # ------------------------------------------------------------------ steps
-    def _shared_step(self, batch, stage: str) -> dict[str, torch.Tensor]:
+    def model_step(
+        self, batch, stage: str
+    ) -> tuple[dict[str, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
         images, masks = batch
         logits = self(images)
         loss = self.loss_fn(logits, masks)
         preds = self.predict_masks(logits.detach())
-        getattr(self, f"{stage}_confusion").update(preds, masks)
-        self.log(
-            f"{stage}/loss",
-            loss,
-            on_step=stage == "train",
-            on_epoch=True,
-            prog_bar=True,
-            batch_size=len(images),
-            sync_dist=True,  # under DDP: the mean over every process's batches (no-op on one device)
-        )
-        return {"loss": loss, "preds": preds}
-
-    def training_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
-        return self._shared_step(batch, "train")
-
-    def validation_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
-        return self._shared_step(batch, "val")
-
-    def test_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
-        return self._shared_step(batch, "test")
+        return {"loss": loss, "preds": preds}, (preds, masks)
 
     def predict_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
         images = batch[0] if isinstance(batch, (tuple, list)) else batch
@@ -152,23 +132,8 @@ class SegmentationTask(BaseTask):
         return {"probs": self.probabilities(logits), "masks": self.predict_masks(logits)}
 
     # ------------------------------------------------------------------ epoch scores
-    def _log_scores(self, stage: str) -> None:
-        metric = getattr(self, f"{stage}_confusion")
-        if not metric.update_called:
-            return
-        scores = scores_from_confusion(
-            metric.compute(), self.class_names, exclude_background=self.hparams.miou_exclude_background
+    def epoch_values(self, stage: str, values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """mIoU, mean Dice, pixel accuracy and per-class IoU / Dice from the epoch's confusion matrix."""
+        return scores_from_confusion(
+            values["confusion"], self.class_names, exclude_background=self.hparams.miou_exclude_background
         )
-        metric.reset()
-        main = {"iou", "dice", "pixel_acc"}
-        self.log_dict({f"{stage}/{k}": v for k, v in scores.items() if k in main}, prog_bar=stage != "train")
-        self.log_dict({f"{stage}/{k}": v for k, v in scores.items() if k not in main})
-
-    def on_train_epoch_end(self) -> None:
-        self._log_scores("train")
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_scores("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_scores("test")
