@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from lit_vision.data.batch_augment import BatchAugment, build_batch_augment
+from lit_vision.data.contract import DataInfo
 from lit_vision.data.in_memory import InMemoryImageDataModule
 
 
@@ -32,10 +33,8 @@ class AugmentedInMemoryDataModule(InMemoryImageDataModule):
             return images
         return self.batch_augment(images)
 
-    def data_info(self) -> dict:
-        info = super().data_info()
-        info["augment"] = self.augment_items
-        return info
+    def data_info(self) -> DataInfo:
+        return super().data_info().replace(augment=self.augment_items)
 
 
 def _plain(item: Any) -> Any:

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from lit_vision.data.contract import DataInfo
 from lit_vision.data.image_files import ImageFilesDataModule, Sample
 from lit_vision.data.image_io import is_ignored_name
 from lit_vision.data.splits import split_indices
@@ -227,10 +228,8 @@ class ImageFolderDataModule(ImageFilesDataModule):
             "provide train/ and valid/ folders."
         )
 
-    def data_info(self) -> dict:
-        info = super().data_info()
-        info["folder_names"] = self.folder_names
-        return info
+    def data_info(self) -> DataInfo:
+        return super().data_info().replace(folder_names=self.folder_names)
 
 
 def _first_dir(root: Path, names: Sequence[str]) -> Path | None:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lit_vision.data.contract import DataInfo
 from lit_vision.data.image_files import ImageFilesDataModule, Sample
 from lit_vision.data.splits import split_indices
 from lit_vision.data.tabular.csv_io import as_list, describe_rows, numeric_column, read_csv, require_columns
@@ -177,15 +178,17 @@ class ImageRegressionDataModule(ImageFilesDataModule):
     def _targets_summary(self) -> str:
         return f"target {', '.join(self.targets)}"
 
-    def data_info(self) -> dict[str, Any]:
+    def data_info(self) -> DataInfo:
         """The image pipeline (see the base class) plus the target names and scaling."""
-        info = super().data_info()
-        info.pop("num_classes", None)
-        info.pop("class_names", None)
-        info.update(
-            kind="image_regression",
-            target_names=list(self.targets),
-            target_mean=self.target_mean,
-            target_std=self.target_std,
+        return (
+            super()
+            .data_info()
+            .replace(
+                kind="image_regression",
+                num_classes=None,
+                class_names=None,
+                target_names=list(self.targets),
+                target_mean=self.target_mean,
+                target_std=self.target_std,
+            )
         )
-        return info

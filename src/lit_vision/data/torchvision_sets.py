@@ -21,6 +21,7 @@ import torch
 from torchvision import datasets
 
 from lit_vision.data.augmented import AugmentedInMemoryDataModule
+from lit_vision.data.contract import DataInfo
 from lit_vision.data.in_memory import as_uint8_nchw
 from lit_vision.errors import UserError
 
@@ -164,10 +165,8 @@ class TorchvisionImageDataModule(AugmentedInMemoryDataModule):
         if self.class_names is None and getattr(dataset, "classes", None):
             self.class_names = [str(c) for c in dataset.classes]
 
-    def data_info(self) -> dict:
-        info = super().data_info()
-        info["dataset"] = self.dataset_class.__name__
-        return info
+    def data_info(self) -> DataInfo:
+        return super().data_info().replace(dataset=self.dataset_class.__name__)
 
 
 # ---------------------------------------------------------------------- MNIST family

@@ -16,6 +16,7 @@ import lightning as L
 from hydra.utils import get_class
 from omegaconf import DictConfig
 
+from lit_vision.data.contract import DataInfo, DescribesData
 from lit_vision.errors import UserError
 from lit_vision.inference.trust import (
     check_targets,
@@ -41,7 +42,7 @@ class LoadedModel:
     """A task rebuilt from a checkpoint, in eval mode on the CPU, with what inference needs to know."""
 
     task: L.LightningModule
-    data_info: dict[str, Any]
+    data_info: DataInfo
     kind: str
     path: Path
 
@@ -53,7 +54,7 @@ class LoadedModel:
     @property
     def class_names(self) -> list[str]:
         """Display names of the classes (``"0"``, ``"1"``... when the data gave none)."""
-        names = self.data_info.get("class_names")
+        names = self.data_info.class_names
         count = int(self.task.hparams.get("num_classes") or len(names or []))
         if names and len(names) == count:
             return [str(n) for n in names]
@@ -80,13 +81,16 @@ def load_model(ckpt_path: str | Path, trust: bool = False) -> LoadedModel:
     path = require_checkpoint_file(ckpt_path)
     task = load_task_from_checkpoint(path, None, trust)
     task.eval()
-    data_info = dict(getattr(task, "data_info", None) or {})
-    return LoadedModel(task=task, data_info=data_info, kind=task_kind(task), path=path.absolute())
+    kind = task_kind(task)
+    # a checkpoint saved without a DataModule records nothing: an empty DataInfo of the task's kind
+    data_info = task.data_info or DataInfo(kind="image_regression" if kind == "regression" else kind)
+    return LoadedModel(task=task, data_info=data_info, kind=kind, path=path.absolute())
 
 
 def require_keys(model: LoadedModel, keys: tuple[str, ...], why: str) -> None:
-    """UserError when the checkpoint's ``data_info`` lacks one of ``keys`` (needed for ``why``)."""
-    missing = [k for k in keys if model.data_info.get(k) is None]
+    """UserError when the checkpoint's ``data_info`` lacks one of ``keys`` (DataInfo field names, needed
+    for ``why``)."""
+    missing = [k for k in keys if getattr(model.data_info, k) is None]
     if missing:
         raise UserError(
             f"{model.path} does not record {', '.join(missing)} in its data_info, which {why} needs. It was "
@@ -174,8 +178,10 @@ def check_checkpoint_matches(task: L.LightningModule, ckpt_path: str | Path, tru
 
 
 # ---------------------------------------------------------------------- a checkpoint against the data
-def data_kind(info: Mapping[str, Any]) -> str | None:
-    """``classification``, ``segmentation`` or ``regression`` from a ``data_info`` dict (None: unknown)."""
+def data_kind(info: DataInfo | Mapping[str, Any]) -> str | None:
+    """``classification``, ``segmentation`` or ``regression`` from a ``data_info`` (None: unknown)."""
+    if isinstance(info, DataInfo):
+        return info.task
     if info.get("task") == "segmentation":
         return "segmentation"
     if info.get("kind") in ("tabular", "image_regression") or "target_names" in info:
@@ -215,14 +221,15 @@ def checkpoint_data_mismatches(
 def check_data_fits_task(task: Any, datamodule: Any, ckpt_path: str | Path) -> None:
     """UserError naming what differs when a checkpoint's task cannot run on the configured data
     (another kind of task, other classes, channels, input columns or input size)."""
-    if not hasattr(datamodule, "data_info"):
+    if not isinstance(datamodule, DescribesData):
         return
     try:
         kind = task_kind(task)
     except UserError:
         kind = None
     hparams = dict(getattr(task, "hparams", {}) or {})
-    saved = dict(getattr(task, "data_info", None) or {})
+    info = getattr(task, "data_info", None)  # a model._target_ task need not be a lit_vision one
+    saved = dict(info) if info is not None else {}
     if hparams.get("num_classes") is not None:
         saved.setdefault("num_classes", hparams["num_classes"])
     problems = checkpoint_data_mismatches(kind, saved, datamodule.data_info(), hparams.get("net"))

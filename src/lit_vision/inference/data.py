@@ -15,6 +15,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from lit_vision.data.contract import DataInfo
 from lit_vision.data.image_files import bad_image_message
 from lit_vision.data.image_io import BadImageError
 from lit_vision.errors import UserError
@@ -192,9 +193,9 @@ class PredictionDataModule(L.LightningDataModule):
             log.warning("Skipping %s (%s)", path, reason)
         self.skipped.extend(failures)
 
-    def data_info(self) -> dict[str, Any]:
+    def data_info(self) -> DataInfo | None:
         """The checkpoint's own data_info (the task's setup reads it back unchanged)."""
-        return dict(self.info)
+        return DataInfo.from_dict(self.info)
 
 
 class TablePredictionDataModule(L.LightningDataModule):
@@ -217,6 +218,6 @@ class TablePredictionDataModule(L.LightningDataModule):
         inputs, indices = batch
         return inputs, indices, None
 
-    def data_info(self) -> dict[str, Any]:
+    def data_info(self) -> DataInfo | None:
         """The checkpoint's own data_info."""
-        return dict(self.info)
+        return DataInfo.from_dict(self.info)

@@ -340,7 +340,7 @@ def describe(
         "input": {"name": "input", "shape": ["batch", *shape], "dtype": "float32", "layout": layout},
         "preprocessing": preprocessing,
         "output": {"name": "output", **output_meaning(model, output_shape)},
-        "data_info": json.loads(json.dumps(info, default=str)),
+        "data_info": json.loads(json.dumps(info.to_dict(), default=str)),
     }
 
 

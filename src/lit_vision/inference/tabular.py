@@ -53,7 +53,7 @@ def predict_table(
     Raises :class:`~lit_vision.errors.UserError` naming the column or line when a row cannot be prepared
     (a missing input column, a non-number, an empty cell, an unseen category).
     """
-    preprocessor = TabularPreprocessor.from_info(task.data_info)
+    preprocessor = TabularPreprocessor.from_info(task.data_info or {})
     inputs = torch.from_numpy(preprocessor.transform(frame, source))
     device = next(task.parameters()).device
     chunks = [

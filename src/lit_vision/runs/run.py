@@ -34,6 +34,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from lit_vision.callbacks.safety import ExactResume, FiniteLossGuard, InterruptCheckpoint
 from lit_vision.config.presentation import print_config_tree, save_resolved_config
+from lit_vision.data.contract import DiscoversData
 from lit_vision.errors import UserError, find_user_error
 from lit_vision.inference.checkpoint import (
     check_checkpoint_matches,
@@ -76,10 +77,11 @@ def fill_discovered_data_keys(cfg: DictConfig, datamodule: L.LightningDataModule
     missing = [k for k in DISCOVERABLE_DATA_KEYS if k in cfg.data and cfg.data[k] is None]
     if not missing:
         return
-    if hasattr(datamodule, "discover"):
+    not_applicable: set[str] = set()
+    if isinstance(datamodule, DiscoversData):
         datamodule.discover()
+        not_applicable = set(datamodule.not_applicable_keys)
     with open_dict(cfg):
-        not_applicable = set(getattr(datamodule, "not_applicable_keys", ()))
         for key in missing:
             if key in not_applicable:
                 continue  # this kind of data has no such key (a table has no image_size): it stays null

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 from torchmetrics import MetricCollection
 
+from lit_vision.data.contract import DataInfo, DescribesData
 from lit_vision.nets.init import prepare_net
 from lit_vision.nets.weights import no_pretrained_loading
 from lit_vision.optim.optimizers import build_optimizer, build_scheduler
@@ -110,7 +111,7 @@ class BaseTask(L.LightningModule):
         }
         self.loss_means = {stage: RunningMean() for stage in STAGES}
         # What inference needs to prepare inputs (class names, normalisation...), stored in checkpoints.
-        self.data_info: dict[str, Any] = {}
+        self._data_info: DataInfo | None = None
 
     def _check_task_args(self, task_args: Mapping[str, Any]) -> None:
         """TypeError for a keyword that no ``__init__`` between the task class and BaseTask declares."""
@@ -150,8 +151,18 @@ class BaseTask(L.LightningModule):
     @property
     def class_names(self) -> Sequence[str]:
         """Class names from the data, else ``0..num_classes-1``."""
-        names = self.data_info.get("class_names")
-        return names or [str(i) for i in range(int(self.hparams.get("num_classes") or 0))]
+        names = self.data_info.class_names if self.data_info is not None else None
+        return list(names or [str(i) for i in range(int(self.hparams.get("num_classes") or 0))])
+
+    @property
+    def data_info(self) -> DataInfo | None:
+        """What the DataModule said about the data (None when the task was trained without one)."""
+        return self._data_info
+
+    @data_info.setter
+    def data_info(self, value: DataInfo | Mapping[str, Any] | None) -> None:
+        # a plain dict (a checkpoint's, or written by hand) is read as DataInfo.from_dict reads it
+        self._data_info = DataInfo.from_dict(value)
 
     @classmethod
     def load_from_checkpoint(cls, *args: Any, **kwargs: Any):
@@ -240,8 +251,8 @@ class BaseTask(L.LightningModule):
     # ------------------------------------------------------------------ lifecycle
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        if datamodule is not None and hasattr(datamodule, "data_info"):
-            self.data_info = dict(datamodule.data_info())
+        if isinstance(datamodule, DescribesData):
+            self.data_info = datamodule.data_info()
         if self.hparams.get("channels_last") == "auto" and self._trainer is not None:
             device, precision = self.trainer.strategy.root_device, self.trainer.precision
             if not self.channels_last and wants_channels_last("auto", self.net, device, precision):
@@ -253,12 +264,13 @@ class BaseTask(L.LightningModule):
             self._compiled = True
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["data_info"] = self.data_info
+        # plain builtins only, so the checkpoint loads with torch.load(weights_only=True)
+        checkpoint["data_info"] = self.data_info.to_dict() if self.data_info is not None else {}
         # Which task class to rebuild (evaluate/predict from the checkpoint alone).
         checkpoint["task_class"] = f"{type(self).__module__}.{type(self).__qualname__}"
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.data_info = dict(checkpoint.get("data_info") or {})
+        self.data_info = checkpoint.get("data_info")
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self):

@@ -101,7 +101,7 @@ class RegressionTask(BaseTask):
     @property
     def target_names(self) -> list[str]:
         """Names of the predicted columns (from the data), else ``target``, ``target_1``..."""
-        names = self.data_info.get("target_names")
+        names = self.data_info.target_names if self.data_info is not None else None
         if names:
             return list(names)
         count = self.hparams.num_targets
@@ -109,7 +109,8 @@ class RegressionTask(BaseTask):
 
     def target_scaling(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | None:
         """``(mean, std)`` of the targets as ``(1, T)`` tensors on ``device``, or None (no scaling)."""
-        mean, std = self.data_info.get("target_mean"), self.data_info.get("target_std")
+        info = self.data_info
+        mean, std = (info.target_mean, info.target_std) if info is not None else (None, None)
         if mean is None or std is None:
             return None
         if self._scale is None or self._scale[0].device != device or self._scale[0].numel() != len(mean):

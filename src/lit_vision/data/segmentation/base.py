@@ -17,6 +17,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch.utils.data import DataLoader
 from torchvision.transforms import v2
 
+from lit_vision.data.contract import DataInfo
 from lit_vision.data.resumable import EpochSampler, ResumableDataLoader
 from lit_vision.data.segmentation.dataset import SampleLoader, SegmentationDataset
 from lit_vision.data.segmentation.labels import IGNORE_INDEX, LabelSet, voc_colormap
@@ -61,6 +62,9 @@ class SegmentationDataModule(L.LightningDataModule):
     before training where the checks can see it); ``skip`` leaves such samples out, logging each file once
     and the count.
     """
+
+    # lit_vision.data.contract.DiscoversData: every discoverable key applies
+    not_applicable_keys: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -203,23 +207,23 @@ class SegmentationDataModule(L.LightningDataModule):
         mean, std = self._norm
         return (images.float().div_(255.0) - mean) / std
 
-    def data_info(self) -> dict[str, Any]:
+    def data_info(self) -> DataInfo:
         """What inference needs (stored in checkpoints): classes, palette, input size, normalisation."""
         if self.label_set is None:
             self.discover()
-        return {
-            "task": "segmentation",
-            "num_classes": self.num_classes,
-            "in_channels": self.in_channels,
-            "image_size": list(self.size),
+        return DataInfo.create(
+            "segmentation",
+            num_classes=self.num_classes,
+            in_channels=self.in_channels,
+            image_size=list(self.size),
             # the eval pipeline before the final resize to image_size (which inference appends too)
-            "eval_transforms": self.eval_transform_items,
-            "mean": self.mean,
-            "std": self.std,
-            "class_names": self.class_names,
-            "ignore_index": IGNORE_INDEX,
-            "palette": voc_colormap(self.num_classes or 0).tolist(),
-        }
+            eval_transforms=self.eval_transform_items,
+            mean=self.mean,
+            std=self.std,
+            class_names=self.class_names,
+            ignore_index=IGNORE_INDEX,
+            palette=voc_colormap(self.num_classes or 0).tolist(),
+        )
 
     # ----------------------------------------------------------------- internals
     def _dataset(self, stage: str) -> SegmentationDataset:

@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
+from lit_vision.data.contract import DataInfo
 from lit_vision.data.in_memory import EpochBatchSampler, TensorBatchDataset
 from lit_vision.data.split_loaders import SplitDataModule
 from lit_vision.data.tabular.csv_io import as_list, describe_rows, parse_dates, read_csv, require_columns
@@ -296,8 +297,8 @@ class TabularDataModule(SplitDataModule):
             return None
         return parse_dates(self.split_frame(stage), self.date)
 
-    def data_info(self) -> dict[str, Any]:
+    def data_info(self) -> DataInfo:
         """The fitted preprocessing (see :meth:`TabularPreprocessor.to_info`), stored in checkpoints."""
         self.discover()
         assert self.preprocessor is not None
-        return self.preprocessor.to_info()
+        return DataInfo.from_dict(self.preprocessor.to_info())
