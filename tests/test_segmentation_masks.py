@@ -12,6 +12,7 @@ from PIL import Image
 from lit_vision.data.segmentation import IGNORE_INDEX, SegmentationFolderDataModule
 from lit_vision.data.segmentation.masks import parse_mask_threshold, read_mask
 from lit_vision.errors import UserError
+from lit_vision.viz.segmentation import mask_to_image
 from tests.fakes.segmentation import (
     disc_mask,
     make_images_masks_dataset,
@@ -20,7 +21,6 @@ from tests.fakes.segmentation import (
     paint,
     write_jpeg_mask,
 )
-from lit_vision.viz.segmentation import mask_to_image
 
 SIZE = (48, 64)
 
