@@ -34,6 +34,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from lit_vision.callbacks.safety import ExactResume, FiniteLossGuard, InterruptCheckpoint
 from lit_vision.config.presentation import print_config_tree, save_resolved_config
+from lit_vision.config.validation import check_discovered_data, validate_config
 from lit_vision.errors import UserError, find_user_error
 from lit_vision.inference.checkpoint import (
     check_checkpoint_matches,
@@ -263,6 +264,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], float | None]:
     interrupt: InterruptCheckpoint | None = None
     try:
         validate_run_keys(cfg)
+        validate_config(cfg)
         seed = resolve_seed(cfg.get("seed"))
         L.seed_everything(seed, workers=True, verbose=False)
         if cfg.get("torch_threads"):
@@ -278,6 +280,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], float | None]:
 
         datamodule: L.LightningDataModule = instantiate(cfg.data)
         fill_discovered_data_keys(cfg, datamodule)
+        check_discovered_data(cfg)
         if rank_zero:
             print_config_tree(cfg)
             resumed_here = ckpt_path is not None and Path(ckpt_path).is_relative_to(output_dir)
