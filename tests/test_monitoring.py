@@ -162,6 +162,11 @@ def test_segmentation_run_logs_pixel_confusion_matrices_and_image_grids(tmp_path
     assert {"val/iou", "best/val/iou", "test/iou", "lr-Adam/base"} <= set(events.Tags()["scalars"])
     assert "gradients/net.head.weight" in events.Tags()["histograms"]
     assert (tmp_path / "run" / "confusion_matrix" / "test.png").is_file()
+    assert sorted(p.name for p in (tmp_path / "run" / "segmentation").iterdir()) == [
+        "test.png",
+        "val_epoch000.png",
+        "val_epoch001.png",
+    ]
     assert not list((tmp_path / "run" / "tensorboard").rglob("projector_config.pbtxt"))
 
 
