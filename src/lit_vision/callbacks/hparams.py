@@ -110,7 +110,6 @@ def hydra_choices_and_overrides(record: Mapping[str, Any]) -> dict[str, int | fl
         option = choices.get(group)
         if option is not None:
             chosen[group] = str(option)
-    flat = flatten(record)
     for override in hydra_cfg.overrides.task:
         text = str(override)
         if text.startswith("~"):
@@ -118,10 +117,20 @@ def hydra_choices_and_overrides(record: Mapping[str, Any]) -> dict[str, int | fl
         key, _, raw = text.lstrip("+").partition("=")
         if key in CHOICE_GROUPS or key.split(".")[0] in LAUNCH_KEYS or PATH_LIKE.search(key):
             continue
-        chosen[key] = flat.get(key, raw)
+        chosen[key] = _lookup(record, key, raw)
     if "seed" in record:
         chosen["seed"] = record["seed"]
     return {name: tensorboard_value(value) for name, value in chosen.items() if value is not None}
+
+
+def _lookup(record: Mapping[str, Any], dotted: str, default: Any) -> Any:
+    """``record["a"]["b"]`` for ``"a.b"`` (the resolved value of an override), else ``default``."""
+    node: Any = record
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return default
+        node = node[part]
+    return node
 
 
 def best_tag(monitor: str) -> str:

@@ -162,7 +162,8 @@ def sweep_job_label() -> str:
         if key.split(".")[0] in _LABEL_SKIPPED or "/" in value or "\\" in value:
             continue
         parts.append(f"{key}={value}")
-    label = ",".join(parts).replace("/", "_") or f"job{hydra_cfg.job.num}"
+    num = OmegaConf.select(hydra_cfg, "job.num", default=None, throw_on_missing=False)
+    label = ",".join(parts).replace("/", "_") or ("" if num is None else f"job{num}")
     if len(label) > _LABEL_MAX_CHARS:
         label = label[: _LABEL_MAX_CHARS - 3] + "..."
     return label
