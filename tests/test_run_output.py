@@ -128,6 +128,8 @@ def test_epoch_lines_reach_stdout_only_when_it_is_not_a_terminal(tmp_path, strea
 def test_format_metrics_puts_the_loss_first_and_leaves_out_steps_and_per_class_values():
     metrics = {"val/acc": 0.5, "val/loss": 1.25, "val/acc_class/3": 0.1, "train/loss_step": 2.0, "train/loss_epoch": 1.5}
     assert format_metrics(metrics, ("train/", "val/")) == "train/loss 1.5  val/loss 1.25  val/acc 0.5"
+    both = {"train/loss": 1.5, "train/loss_epoch": 1.5, "train/iou": 0.25}
+    assert format_metrics(both, ("train/",)) == "train/loss 1.5  train/iou 0.25"
 
 
 # ------------------------------------------------------------------------------------------- --help

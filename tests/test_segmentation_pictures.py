@@ -18,7 +18,7 @@ from lit_vision.callbacks.segmentation_images import SegmentationImages, image_i
 from lit_vision.viz.segmentation import (
     CONTOUR_COLOUR,
     boundaries,
-    comparison_figure,
+    comparison_grid,
     comparison_panel,
     comparison_tiles,
     contour_overlay,
@@ -52,12 +52,27 @@ def test_the_overlay_is_outlined_and_at_least_half_colour_on_a_dark_photo():
 def test_the_grid_titles_its_columns_and_labels_each_row_with_its_iou():
     photo = np.zeros((12, 12, 3), np.uint8)
     rows = [comparison_tiles(photo, square_mask(), square_mask()) for _ in range(2)]
-    figure = comparison_figure(rows, ["IoU 1.00", "IoU 0.25"], title="val, epoch 3")
-    axes = figure.axes
-    assert [ax.get_title() for ax in axes[:4]] == ["image", "truth", "prediction", "overlay"]
-    assert [ax.get_title() for ax in axes[4:8]] == ["", "", "", ""]
-    assert [axes[0].get_ylabel(), axes[4].get_ylabel()] == ["IoU 1.00", "IoU 0.25"]
-    assert figure.get_suptitle() == "val, epoch 3"
+    titled = comparison_grid(rows, ["IoU 1.00", "IoU 0.25"], title="val, epoch 3", min_tile=48, gap=4)
+    assert titled.dtype == np.uint8
+    label_w = titled.shape[1] - (4 * 48 + 3 * 4 + 4)
+    assert label_w > 20  # room on the left for the row labels
+    header = titled[: titled.shape[0] - (2 * 48 + 4 + 4)]
+    assert header.shape[0] > 30  # the title line and the column titles
+    column_titles = header[-18:]
+    for c in range(4):  # dark text above each of the four columns
+        x = label_w + c * (48 + 4)
+        assert (column_titles[:, x : x + 48] < 128).any(), c
+    rows_top = header.shape[0]
+    for r in range(2):  # each row's label, left of its tiles
+        band = titled[rows_top + r * 52 : rows_top + r * 52 + 48, :label_w]
+        assert (band < 128).any(), r
+    plain = comparison_grid(rows, None, titles=("", "", "", ""), min_tile=48, gap=4)
+    assert plain.shape[1] == 4 * 48 + 3 * 4 + 4  # no label column without labels
+    assert not (plain[: plain.shape[0] - (2 * 48 + 4 + 4)] < 128).any()  # and an empty header
+    # the tiles themselves are enlarged copies: the outline of the square sits in the overlay tile
+    overlay_x = label_w + 3 * 52
+    tile = titled[rows_top : rows_top + 48, overlay_x : overlay_x + 48]
+    assert tile[4 * 3 + 1, 4 * 5].tolist() == list(CONTOUR_COLOUR)
 
 
 def test_image_iou_is_the_tasks_iou_without_background_and_ignored_pixels():

@@ -30,7 +30,8 @@ def format_metrics(metrics: Mapping[str, float], prefixes: tuple[str, ...]) -> s
     parts = []
     for prefix in prefixes:
         names = [k for k in metrics if k.startswith(prefix) and "/" not in k[len(prefix) :]]
-        names = [k for k in names if not k.endswith("_step")]
+        # per-step curves out; a metric logged both as ``x`` and ``x_epoch`` is shown once
+        names = [k for k in names if not k.endswith("_step") and not (k.endswith("_epoch") and k[:-6] in metrics)]
         for name in sorted(names, key=lambda k: (not k.removesuffix("_epoch").endswith("/loss"), k)):
             shown = name.removesuffix("_epoch")
             value = metrics[name]

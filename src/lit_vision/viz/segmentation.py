@@ -9,6 +9,7 @@ resized bilinearly first, so the mask edge stays smooth when upscaled).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,9 +28,15 @@ CONTOUR_COLOUR = (255, 255, 0)
 COLUMN_TITLES = ("image", "truth", "prediction", "overlay")
 
 
+@functools.lru_cache(maxsize=1)
+def _voc_palette() -> np.ndarray:
+    """The 256-entry VOC colour map, computed once (callers copy it)."""
+    return voc_colormap(256)
+
+
 def palette(colours: Sequence[Sequence[int]] | np.ndarray | None = None) -> np.ndarray:
     """A full 256-entry RGB palette: ``colours`` for the first classes, the VOC colour map after them."""
-    full = voc_colormap(256)
+    full = _voc_palette().copy()
     if colours is not None:
         given = np.asarray(colours, dtype=np.uint8).reshape(-1, 3)
         full[: len(given)] = given
@@ -199,38 +206,61 @@ def comparison_tiles(
     return tiles
 
 
-def comparison_figure(
+@functools.lru_cache(maxsize=4)
+def _font(size: int):
+    """PIL's built-in scalable font at ``size`` points, loaded once."""
+    from PIL import ImageFont
+
+    return ImageFont.load_default(size=size)
+
+
+def comparison_grid(
     rows: Sequence[Sequence[np.ndarray]],
     row_labels: Sequence[str] | None = None,
     titles: Sequence[str] = COLUMN_TITLES,
     title: str | None = None,
-    tile_inches: float = 2.0,
-    dpi: int = 80,
-):
-    """A matplotlib Figure of comparison rows (from :func:`comparison_tiles`): the columns titled
-    ``titles`` on the first row, each row labelled on its left (e.g. its IoU)."""
-    from matplotlib.figure import Figure
+    min_tile: int = 64,
+    gap: int = 4,
+    font_size: int = 12,
+) -> np.ndarray:
+    """``(H, W, 3)`` uint8 grid of comparison rows (from :func:`comparison_tiles`) on white: the columns
+    titled ``titles`` above the first row, each row labelled on its left (e.g. its IoU), ``title`` on top.
 
-    n_rows, n_cols = len(rows), max(len(r) for r in rows)
-    figure = Figure(
-        figsize=(n_cols * tile_inches + 0.6, n_rows * tile_inches + (0.9 if title else 0.5)),
-        dpi=dpi,
-        layout="constrained",
-    )
-    axes = np.atleast_2d(figure.subplots(n_rows, n_cols, squeeze=False))
-    for r, tiles in enumerate(rows):
-        for c in range(n_cols):
-            ax = axes[r, c]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for spine in ax.spines.values():
-                spine.set_visible(False)
-            if c < len(tiles):
-                ax.imshow(tiles[c], interpolation="nearest")
-            if r == 0 and c < len(titles):
-                ax.set_title(titles[c], fontsize=12)
-        if row_labels is not None and r < len(row_labels):
-            axes[r, 0].set_ylabel(row_labels[r], fontsize=12)
+    Tiles are enlarged (nearest neighbour) to at least ``min_tile`` pixels high so the text fits beside
+    small training crops. Drawn with PIL: a few milliseconds, cheap enough for every validation epoch.
+    """
+    from PIL import ImageDraw
+
+    font = _font(font_size)
+    tile_h, tile_w = rows[0][0].shape[:2]
+    scale = max(1, -(-min_tile // tile_h))  # ceil
+    tile_h, tile_w = tile_h * scale, tile_w * scale
+    n_cols = max(len(r) for r in rows)
+    labels = list(row_labels or [])
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+
+    def text_size(text: str) -> tuple[int, int]:
+        left, top, right, bottom = probe.textbbox((0, 0), text, font=font)
+        return right - left, bottom - top
+
+    line = text_size("Ag")[1] + 6
+    label_w = max((text_size(t)[0] for t in labels), default=0) + (2 * gap if labels else 0)
+    top = line + (line if title else 0)
+    width = label_w + n_cols * tile_w + (n_cols - 1) * gap + gap
+    height = top + len(rows) * tile_h + (len(rows) - 1) * gap + gap
+    canvas = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
     if title:
-        figure.suptitle(title, fontsize=13)
-    return figure
+        draw.text(((width - text_size(title)[0]) // 2, 2), title, fill=(0, 0, 0), font=font)
+    for c in range(n_cols):
+        x = label_w + c * (tile_w + gap)
+        if c < len(titles):
+            draw.text((x + (tile_w - text_size(titles[c])[0]) // 2, top - line + 2), titles[c], fill=(0, 0, 0), font=font)
+    for r, tiles in enumerate(rows):
+        y = top + r * (tile_h + gap)
+        if r < len(labels):
+            draw.text((gap, y + (tile_h - line) // 2), labels[r], fill=(0, 0, 0), font=font)
+        for c, tile in enumerate(tiles):
+            enlarged = np.repeat(np.repeat(np.asarray(tile, dtype=np.uint8), scale, axis=0), scale, axis=1)
+            canvas.paste(Image.fromarray(enlarged), (label_w + c * (tile_w + gap), y))
+    return np.asarray(canvas)
