@@ -296,8 +296,14 @@ EXPECTED: dict[str, tuple[int, list[str]]] = {
     "num_workers_negative": (2, ["data.num_workers=-1 is out of range: it must be at least 0"]),
     "image_size_zero": (2, ["data.image_size=0 is out of range: it must be at least 1"]),
     "lr_not_a_number": (2, ["optim.lr='1e-3x' is not a positive number", "e.g. optim.lr=0.001"]),
-    "unknown_optim_key": (2, ["optim.learning_rate: optim has no key 'learning_rate'. Did you mean optim.lr?"]),
-    "added_optim_key": (2, ["optim.learning_rate: Adam takes no argument 'learning_rate'. Did you mean optim.lr?"]),
+    "unknown_optim_key": (
+        2,
+        ["optim.learning_rate: optim has no key 'learning_rate'. Did you mean optim.lr?"],
+    ),
+    "added_optim_key": (
+        2,
+        ["optim.learning_rate: Adam takes no argument 'learning_rate'. Did you mean optim.lr?"],
+    ),
     "unknown_config_key": (2, ["data.batchsize: data has no key 'batchsize'. Did you mean data.batch_size?"]),
     "wrong_type_trainer": (1, ["Value 'abc' of type 'str' could not be converted to Integer", "max_epochs"]),
     "wrong_type_data": (2, ["data.batch_size='abc' is not a whole number", "e.g. data.batch_size=32"]),

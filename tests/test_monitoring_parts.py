@@ -303,7 +303,13 @@ def test_a_sweep_job_writes_tensorboard_under_its_overrides(tmp_path):
     from tests.helpers import compose_cfg
 
     # paths and values holding a "/" stay out of the name
-    overrides = ["optim.lr=0.1", "data.batch_size=32", f"paths.log_dir={tmp_path}", "tags=[a/b]", "hydra.sweep.dir=sw"]
+    overrides = [
+        "optim.lr=0.1",
+        "data.batch_size=32",
+        f"paths.log_dir={tmp_path}",
+        "tags=[a/b]",
+        "hydra.sweep.dir=sw",
+    ]
     cfg = compose_cfg(overrides, output_dir=tmp_path / "0")
     with read_write(cfg.hydra), open_dict(cfg):
         cfg.hydra.mode = RunMode.MULTIRUN

@@ -56,7 +56,9 @@ def test_train_log_has_one_line_per_epoch_then_the_best_checkpoint_and_the_test(
     assert path.is_file() and path.parent == run_dir / "checkpoints"
     tests = [m for m in messages if m.startswith("test  ")]
     assert len(tests) == 1 and "test/loss" in tests[0] and "test/acc" in tests[0]
-    assert messages.index(best[0]) > messages.index(epochs[-1]) and messages.index(tests[0]) > messages.index(best[0])
+    assert messages.index(best[0]) > messages.index(epochs[-1]) and messages.index(tests[0]) > messages.index(
+        best[0]
+    )
 
 
 def test_redirected_stdout_gets_the_same_lines_and_no_config_tree(redirected_run):
@@ -101,7 +103,15 @@ class _Terminal(io.StringIO):
         return True
 
 
-@pytest.mark.parametrize(("stream", "to_stream", "printed"), [(io.StringIO, "auto", True), (_Terminal, "auto", False), (_Terminal, True, True), (io.StringIO, False, False)])
+@pytest.mark.parametrize(
+    ("stream", "to_stream", "printed"),
+    [
+        (io.StringIO, "auto", True),
+        (_Terminal, "auto", False),
+        (_Terminal, True, True),
+        (io.StringIO, False, False),
+    ],
+)
 def test_epoch_lines_reach_stdout_only_when_it_is_not_a_terminal(tmp_path, stream, to_stream, printed):
     out = stream()
     loader = DataLoader(TensorDataset(torch.randn(8, 2)), batch_size=4)
@@ -126,7 +136,13 @@ def test_epoch_lines_reach_stdout_only_when_it_is_not_a_terminal(tmp_path, strea
 
 
 def test_format_metrics_puts_the_loss_first_and_leaves_out_steps_and_per_class_values():
-    metrics = {"val/acc": 0.5, "val/loss": 1.25, "val/acc_class/3": 0.1, "train/loss_step": 2.0, "train/loss_epoch": 1.5}
+    metrics = {
+        "val/acc": 0.5,
+        "val/loss": 1.25,
+        "val/acc_class/3": 0.1,
+        "train/loss_step": 2.0,
+        "train/loss_epoch": 1.5,
+    }
     assert format_metrics(metrics, ("train/", "val/")) == "train/loss 1.5  val/loss 1.25  val/acc 0.5"
     both = {"train/loss": 1.5, "train/loss_epoch": 1.5, "train/iou": 0.25}
     assert format_metrics(both, ("train/",)) == "train/loss 1.5  train/iou 0.25"
@@ -135,13 +151,29 @@ def test_format_metrics_puts_the_loss_first_and_leaves_out_steps_and_per_class_v
 # ------------------------------------------------------------------------------------------- --help
 def test_train_help_describes_every_group_option_and_hides_the_schema():
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), "--help"], capture_output=True, text=True, cwd=ROOT, timeout=300
+        [sys.executable, str(ROOT / "train.py"), "--help"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     text = proc.stdout
     assert len(text.splitlines()) < 100
     assert "schema" not in text and "Compose your configuration" not in text
-    groups = ["data", "model", "optim", "scheduler", "trainer", "callbacks", "logger", "paths", "experiment", "debug", "hparams_search"]
+    groups = [
+        "data",
+        "model",
+        "optim",
+        "scheduler",
+        "trainer",
+        "callbacks",
+        "logger",
+        "paths",
+        "experiment",
+        "debug",
+        "hparams_search",
+    ]
     for group in groups:
         assert re.search(rf"^  {group}\s+\S", text, re.MULTILINE), group
         for option in sorted((CONF_DIR / group).glob("*.yaml")):

@@ -134,7 +134,11 @@ def test_train_py_model_unet_data_cats_offline(tmp_path):
     tags = events.Tags()["images"]
     assert "segmentation/val" in tags and "segmentation/test" in tags
     assert len(events.Images("segmentation/val")) == 2
-    assert sorted(p.name for p in (run / "segmentation").iterdir()) == ["test.png", "val_epoch000.png", "val_epoch001.png"]
+    assert sorted(p.name for p in (run / "segmentation").iterdir()) == [
+        "test.png",
+        "val_epoch000.png",
+        "val_epoch001.png",
+    ]
 
 
 @pytest.mark.slow

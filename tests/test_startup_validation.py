@@ -33,14 +33,23 @@ def error_of(overrides: list[str]) -> str:
         (["data.batch_size=0"], "data.batch_size=0 is out of range: it must be at least 1"),
         (["data.batch_size=-3"], "data.batch_size=-3 is out of range"),
         (["data.batch_size=3.5"], "data.batch_size=3.5 is not a whole number"),
-        (["data.batch_size=4.0"], "data.batch_size=4.0 should be written as a whole number (samples per training batch): data.batch_size=4."),
+        (
+            ["data.batch_size=4.0"],
+            "data.batch_size=4.0 should be written as a whole number (samples per training batch): data.batch_size=4.",
+        ),
         (["data.batch_size=true"], "data.batch_size=True is not a whole number"),
         (["data=cats", "data.num_workers=-1"], "data.num_workers=-1 is out of range: it must be at least 0"),
         (["data=cats", "data.eval_batch_size=0"], "data.eval_batch_size=0 is out of range"),
         (["data.image_size=0"], "data.image_size=0 is out of range"),
-        (["data.val_fraction=1.0"], "data.val_fraction=1.0 is out of range: it must be from 0 to 1 (excluded)"),
+        (
+            ["data.val_fraction=1.0"],
+            "data.val_fraction=1.0 is out of range: it must be from 0 to 1 (excluded)",
+        ),
         (["data.test_fraction=-0.1"], "data.test_fraction=-0.1 is out of range"),
-        (["optim.lr=1e-3x"], "optim.lr='1e-3x' is not a positive number: give Adam's lr as one, e.g. optim.lr=0.001"),
+        (
+            ["optim.lr=1e-3x"],
+            "optim.lr='1e-3x' is not a positive number: give Adam's lr as one, e.g. optim.lr=0.001",
+        ),
         (["optim.lr=0"], "optim.lr=0 is not a positive number"),
         (["optim.lr=-0.1"], "optim.lr=-0.1 is not a positive number"),
         (["optim.weight_decay=-1"], "optim.weight_decay=-1 is out of range: it must be at least 0"),
@@ -48,9 +57,15 @@ def error_of(overrides: list[str]) -> str:
         (["optim.betas=[0.9]"], "optim.betas=[0.9] must be a list of 2 numbers"),
         (["optim.amsgrad=maybe"], "optim.amsgrad='maybe' must be true or false"),
         (["optim=sgd", "optim.momentum=abc"], "optim.momentum='abc' is not a number"),
-        (["+optim.learning_rate=0.01"], "optim.learning_rate: Adam takes no argument 'learning_rate'. Did you mean optim.lr?"),
+        (
+            ["+optim.learning_rate=0.01"],
+            "optim.learning_rate: Adam takes no argument 'learning_rate'. Did you mean optim.lr?",
+        ),
         (["optim=sgd", "+optim.moment=0.5"], "Did you mean optim.momentum?"),
-        (["optim._target_=torch.optim.Adamm"], "optim._target_='torch.optim.Adamm' is not an optimizer class"),
+        (
+            ["optim._target_=torch.optim.Adamm"],
+            "optim._target_='torch.optim.Adamm' is not an optimizer class",
+        ),
     ],
 )
 def test_a_bad_data_or_optim_value_is_named_with_its_fix(overrides, expected):
@@ -66,7 +81,9 @@ def test_every_shipped_data_optim_and_experiment_config_passes():
 
 
 def test_fused_auto_and_explicit_values_of_real_arguments_pass():
-    validate_optim({"_target_": "torch.optim.SGD", "lr": 0.1, "fused": "auto", "nesterov": True, "momentum": 0.9})
+    validate_optim(
+        {"_target_": "torch.optim.SGD", "lr": 0.1, "fused": "auto", "nesterov": True, "momentum": 0.9}
+    )
     validate_optim({"_target_": "torch.optim.AdamW", "lr": 1, "betas": [0.0, 0.5], "fused": None})
 
 
@@ -87,7 +104,10 @@ def test_did_you_mean(name, candidates, expected):
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["optim.learning_rate=0.01"], "optim.learning_rate: optim has no key 'learning_rate'. Did you mean optim.lr?"),
+        (
+            ["optim.learning_rate=0.01"],
+            "optim.learning_rate: optim has no key 'learning_rate'. Did you mean optim.lr?",
+        ),
         (["data=cats", "data.img_size=64"], "Did you mean data.image_size?"),
         (["trainer.max_epoch=3"], "Did you mean trainer.max_epochs?"),
     ],
@@ -114,7 +134,9 @@ def test_command_lines_the_key_check_leaves_alone(argv):
 def test_a_one_class_classification_set_is_refused_naming_the_folder(tmp_path):
     cfg = compose_cfg(["data=image_folder", f"data.root={tmp_path / 'pets'}"])
     OmegaConf.update(cfg, "data.num_classes", 1)
-    with pytest.raises(UserError, match="data.num_classes is 1 in data.root=.*pets: classification needs at least two"):
+    with pytest.raises(
+        UserError, match=r"data\.num_classes is 1 in data\.root=.*pets: classification needs at least two"
+    ):
         check_discovered_data(cfg)
     OmegaConf.update(cfg, "data.num_classes", 2)
     check_discovered_data(cfg)

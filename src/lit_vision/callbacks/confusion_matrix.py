@@ -22,7 +22,6 @@ from lit_vision.callbacks.base import STAGES, StagedMonitorCallback
 from lit_vision.callbacks.outputs import class_names_of, ignore_index_of, predictions_and_target
 from lit_vision.viz.images import figure_to_array, save_png
 
-
 # Width of one character of a tick label (10 pt) in inches: decides whether names fit under their column.
 TICK_CHAR_INCHES = 0.085
 

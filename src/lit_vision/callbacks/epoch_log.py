@@ -31,7 +31,9 @@ def format_metrics(metrics: Mapping[str, float], prefixes: tuple[str, ...]) -> s
     for prefix in prefixes:
         names = [k for k in metrics if k.startswith(prefix) and "/" not in k[len(prefix) :]]
         # per-step curves out; a metric logged both as ``x`` and ``x_epoch`` is shown once
-        names = [k for k in names if not k.endswith("_step") and not (k.endswith("_epoch") and k[:-6] in metrics)]
+        names = [
+            k for k in names if not k.endswith("_step") and not (k.endswith("_epoch") and k[:-6] in metrics)
+        ]
         for name in sorted(names, key=lambda k: (not k.removesuffix("_epoch").endswith("/loss"), k)):
             shown = name.removesuffix("_epoch")
             value = metrics[name]
@@ -77,7 +79,9 @@ class EpochLog(Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._pending = (trainer.current_epoch, time.perf_counter() - self._epoch_start)
 
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
         self._flush_epoch(trainer)
 
     def _flush_epoch(self, trainer: L.Trainer) -> None:

@@ -178,7 +178,9 @@ class HParamsSummary(MonitorCallback):
         if writer is not None:
             pairs = paired_curves(list(trainer.callback_metrics))
             if pairs:
-                charts = {name: ["Multiline", [f"^{re.escape(t)}$" for t in tags]] for name, tags in pairs.items()}
+                charts = {
+                    name: ["Multiline", [f"^{re.escape(t)}$" for t in tags]] for name, tags in pairs.items()
+                }
                 writer.add_custom_scalars({"train and val": charts})
         self._end_session(trainer)
 

@@ -17,7 +17,9 @@ class LearningRateMonitor(LightningLearningRateMonitor):
     prefix = "train/"
 
     def _extract_stats(self, trainer: L.Trainer, interval: str) -> dict[str, float]:
-        return {f"{self.prefix}{name}": value for name, value in super()._extract_stats(trainer, interval).items()}
+        return {
+            f"{self.prefix}{name}": value for name, value in super()._extract_stats(trainer, interval).items()
+        }
 
     _idle = False
 

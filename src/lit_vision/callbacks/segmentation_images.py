@@ -25,7 +25,11 @@ from lit_vision.viz.segmentation import OVERLAY_ALPHA, comparison_grid, comparis
 
 
 def image_iou(
-    target: torch.Tensor, prediction: torch.Tensor, num_classes: int, ignore_index: int | None, exclude_background: bool
+    target: torch.Tensor,
+    prediction: torch.Tensor,
+    num_classes: int,
+    ignore_index: int | None,
+    exclude_background: bool,
 ) -> float:
     """One image's IoU (mean over its classes, background left out like the task's default); nan when no
     class is present in either mask."""

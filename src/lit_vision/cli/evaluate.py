@@ -20,7 +20,6 @@ from lit_vision.errors import UserError
 from lit_vision.runs.run_folder import argv_with_run_overrides
 from lit_vision.utils.reporting import report_user_error
 
-
 OPTIONS = """
 Options (key=value):
 

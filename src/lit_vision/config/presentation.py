@@ -75,13 +75,15 @@ def describe_options(yaml_text: str, width: int = 100) -> str:
             in_defaults = key == "defaults"
             if not in_defaults:
                 entries.append([key.strip(), value.strip(), comment.strip()])
-        elif stripped.startswith("#") and line[0] == " " and entries and not in_defaults:
-            if entries[-1][2]:  # a comment continued on the next line, aligned under the first
-                entries[-1][2] += " " + stripped.lstrip("# ")
+        elif stripped.startswith("#") and line[0] == " " and entries and not in_defaults and entries[-1][2]:
+            entries[-1][2] += " " + stripped.lstrip("# ")  # a comment continued on the next line
     lines = []
     for key, value, comment in entries:
         if not value:
-            shown, comment = f"{key}.*", comment or NESTED_OPTIONS.get(key, f"any {key} key: {key}.<name>=<value>")
+            shown, comment = (
+                f"{key}.*",
+                comment or NESTED_OPTIONS.get(key, f"any {key} key: {key}.<name>=<value>"),
+            )
         elif value == "???":
             shown, comment = f"{key}=...", f"(required) {comment}".strip()
         else:

@@ -100,7 +100,7 @@ def check_override_keys(argv: Sequence[str], config_name: str = "train") -> None
         key = _unknown_key(str(exc))
     if key is None or "." not in key:
         return
-    parent_key, leaf = key.rsplit(".", 1)
+    parent_key = key.rsplit(".", 1)[0]
     others = [a for a, o in zip(args, parsed, strict=True) if o.key_or_group.lstrip("+~") != key]
     try:
         parent = OmegaConf.select(compose_config(config_name, others), parent_key)
@@ -108,7 +108,7 @@ def check_override_keys(argv: Sequence[str], config_name: str = "train") -> None
         return
     if not isinstance(parent, DictConfig):
         return
-    known = [str(k) for k in parent.keys()]
+    known = [str(k) for k in parent]
     raise UserError(unknown_key_message(key, known, parent_key))
 
 
@@ -151,15 +151,28 @@ DATA_RULES: dict[str, Rule] = {
         example="4",
     ),
     "image_size": Rule(
-        int, 1, nullable=True, meaning="the side in pixels the images are resized or cropped to", example="224"
+        int,
+        1,
+        nullable=True,
+        meaning="the side in pixels the images are resized or cropped to",
+        example="224",
     ),
     "eval_resize": Rule(
-        int, 1, nullable=True, meaning="the side evaluation images are resized to before cropping", example="256"
+        int,
+        1,
+        nullable=True,
+        meaning="the side evaluation images are resized to before cropping",
+        example="256",
     ),
     "in_channels": Rule(int, 1, nullable=True, meaning="image channels (1 grey, 3 colour)", example="3"),
     "num_classes": Rule(int, 1, nullable=True, meaning="the number of classes (null: counted)", example="10"),
     "val_fraction": Rule(
-        float, 0, 1, below_maximum=True, meaning="the share of the data held out for validation", example="0.1"
+        float,
+        0,
+        1,
+        below_maximum=True,
+        meaning="the share of the data held out for validation",
+        example="0.1",
     ),
     "test_fraction": Rule(
         float, 0, 1, below_maximum=True, meaning="the share of the data held out for testing", example="0.1"
@@ -244,9 +257,7 @@ def validate_optim(optim: Mapping[str, Any]) -> None:
         for name, p in inspect.signature(cls.__init__).parameters.items()
         if name not in ("self", "params") and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
     }
-    accepts_more = any(
-        p.kind is p.VAR_KEYWORD for p in inspect.signature(cls.__init__).parameters.values()
-    )
+    accepts_more = any(p.kind is p.VAR_KEYWORD for p in inspect.signature(cls.__init__).parameters.values())
     for key, value in optim.items():
         key = str(key)
         if key in _OPTIM_OWN_KEYS:
@@ -293,7 +304,14 @@ def _check_optim_value(key: str, value: Any, default: Any, class_name: str) -> N
             check_value(
                 f"{full}[{index}]",
                 item,
-                Rule(float, 0, 1, below_maximum=key == "betas", meaning=f"{class_name}'s {key}", example=str(default[index])),
+                Rule(
+                    float,
+                    0,
+                    1,
+                    below_maximum=key == "betas",
+                    meaning=f"{class_name}'s {key}",
+                    example=str(default[index]),
+                ),
             )
 
 

@@ -125,7 +125,9 @@ def contour_overlay(
     photo_array = np.asarray(photo.convert("RGB"), dtype=np.float64)
     array = resize_mask(mask, photo_array.shape[:2])
     fill = bright(palette(colours))[array].astype(np.float64)
-    covered = (array != background)[..., None] if background is not None else np.ones_like(fill[..., :1], bool)
+    covered = (
+        (array != background)[..., None] if background is not None else np.ones_like(fill[..., :1], bool)
+    )
     out = np.where(covered, (1.0 - alpha) * photo_array + alpha * fill, photo_array)
     out[boundaries(array, background)] = np.asarray(contour, dtype=np.float64)
     return out.round().clip(0, 255).astype(np.uint8)
@@ -255,7 +257,12 @@ def comparison_grid(
     for c in range(n_cols):
         x = label_w + c * (tile_w + gap)
         if c < len(titles):
-            draw.text((x + (tile_w - text_size(titles[c])[0]) // 2, top - line + 2), titles[c], fill=(0, 0, 0), font=font)
+            draw.text(
+                (x + (tile_w - text_size(titles[c])[0]) // 2, top - line + 2),
+                titles[c],
+                fill=(0, 0, 0),
+                font=font,
+            )
     for r, tiles in enumerate(rows):
         y = top + r * (tile_h + gap)
         if r < len(labels):
