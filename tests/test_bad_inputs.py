@@ -206,6 +206,17 @@ def build_cases(base: Path) -> dict[str, dict]:
     cases["checkpoint_of_another_shape"] = ["model.net.channels=[8,16]", f"ckpt_path={ckpt}"]
 
     cases["bad_config_value"] = image_folder_args(base / "truncated", "data.on_bad_sample=sometimes")
+    # start-up checks of data/optim keys (issue 17, point 8): named before any heavy work
+    one_class = make_image_folder(base / "one_class", classes=("cat",), per_class=6, size=(20, 24))
+    cases["one_class_folder"] = image_folder_args(one_class)
+    cases["batch_size_zero"] = ["data.batch_size=0"]
+    cases["batch_size_negative"] = ["data.batch_size=-4"]
+    cases["batch_size_fraction"] = ["data.batch_size=3.5"]
+    cases["num_workers_negative"] = image_folder_args(base / "truncated", "data.num_workers=-1")
+    cases["image_size_zero"] = image_folder_args(base / "truncated", "data.image_size=0")
+    cases["lr_not_a_number"] = ["optim.lr=1e-3x"]
+    cases["unknown_optim_key"] = ["optim.learning_rate=0.01"]
+    cases["added_optim_key"] = ["+optim.learning_rate=0.01"]
     cases["unknown_config_key"] = ["data.batchsize=8"]
     cases["wrong_type_trainer"] = ["trainer.max_epochs=abc"]
     cases["wrong_type_data"] = ["data.batch_size=abc"]
@@ -278,13 +289,31 @@ EXPECTED: dict[str, tuple[int, list[str]]] = {
         ["net.features.0.weight (16, 1, 5, 5) in the checkpoint vs (8, 1, 5, 5)"],
     ),
     "bad_config_value": (2, ["data.on_bad_sample must be error", "got 'sometimes'"]),
-    "unknown_config_key": (1, ["Could not override 'data.batchsize'", "Key 'batchsize' is not in struct"]),
+    "one_class_folder": (2, ["data.num_classes is 1 in data.root=", "one_class", "at least two classes"]),
+    "batch_size_zero": (2, ["data.batch_size=0 is out of range: it must be at least 1"]),
+    "batch_size_negative": (2, ["data.batch_size=-4 is out of range: it must be at least 1"]),
+    "batch_size_fraction": (2, ["data.batch_size=3.5 is not a whole number", "e.g. data.batch_size=32"]),
+    "num_workers_negative": (2, ["data.num_workers=-1 is out of range: it must be at least 0"]),
+    "image_size_zero": (2, ["data.image_size=0 is out of range: it must be at least 1"]),
+    "lr_not_a_number": (2, ["optim.lr='1e-3x' is not a positive number", "e.g. optim.lr=0.001"]),
+    "unknown_optim_key": (
+        2,
+        ["optim.learning_rate: optim has no key 'learning_rate'. Did you mean optim.lr?"],
+    ),
+    "added_optim_key": (
+        2,
+        ["optim.learning_rate: Adam takes no argument 'learning_rate'. Did you mean optim.lr?"],
+    ),
+    "unknown_config_key": (2, ["data.batchsize: data has no key 'batchsize'. Did you mean data.batch_size?"]),
     "wrong_type_trainer": (1, ["Value 'abc' of type 'str' could not be converted to Integer", "max_epochs"]),
-    "wrong_type_data": (1, ["invalid literal for int() with base 10: 'abc'", "full_key: data"]),
+    "wrong_type_data": (2, ["data.batch_size='abc' is not a whole number", "e.g. data.batch_size=32"]),
 }
+# Refused while the command line is read, before Hydra makes a run folder.
+BEFORE_RUN_FOLDER = {"unknown_optim_key", "unknown_config_key"}
 # Problems in the data: found before the first training step.
 BEFORE_TRAINING = {name for name, (status, _) in EXPECTED.items() if status == 2} - {
-    "corrupt_image_in_worker"
+    "corrupt_image_in_worker",
+    *BEFORE_RUN_FOLDER,
 }
 
 
@@ -301,6 +330,8 @@ def test_bad_input_gets_one_clear_message_and_a_non_zero_exit(case, cli_results)
     if status == 2:
         assert flat(result["stderr"]).count("Error: ") == 1
         assert "(Set HYDRA_FULL_ERROR=1 for the full traceback.)" in result["stderr"]
+    if case in BEFORE_RUN_FOLDER:
+        assert not (base / "runs" / case).exists()
     if case in BEFORE_TRAINING:
         metrics_file = base / "runs" / case / "metrics.json"
         metrics = json.loads(metrics_file.read_text())

@@ -59,10 +59,10 @@ def test_all_callbacks_write_every_kind_of_tensorboard_record(all_callbacks_run)
 
     scalars = set(tags["scalars"])
     assert {"train/loss_step", "train/loss_epoch", "val/loss", "val/acc", "test/acc"} <= scalars
-    assert {"lr-SGD/base", "lr-SGD/net.classifier"} <= scalars  # every param group, by name
-    head_lr = events.Scalars("lr-SGD/net.classifier")[0].value
-    assert head_lr == pytest.approx(10 * events.Scalars("lr-SGD/base")[0].value)
-    assert "best/val/acc" in scalars
+    assert {"train/lr-SGD/base", "train/lr-SGD/net.classifier"} <= scalars  # every param group, by name
+    head_lr = events.Scalars("train/lr-SGD/net.classifier")[0].value
+    assert head_lr == pytest.approx(10 * events.Scalars("train/lr-SGD/base")[0].value)
+    assert "val/acc_best" in scalars
 
     images = set(tags["images"])
     assert len(events.Images("confusion_matrix/val")) == 2  # one per epoch
@@ -90,13 +90,30 @@ def test_all_callbacks_write_every_kind_of_tensorboard_record(all_callbacks_run)
 
     session = events.PluginTagToContent("hparams")[hparams_metadata.SESSION_START_INFO_TAG]
     hparams = hparams_metadata.parse_session_start_info_plugin_data(session).hparams
-    assert hparams["optim.lr"].number_value == pytest.approx(1e-2)
-    assert hparams["optim._target_"].string_value == "torch.optim.SGD"
-    assert hparams["model.net._target_"].string_value == "lit_vision.nets.cnn.SimpleCNN"
-    assert hparams["data.batch_size"].number_value == 64
-    assert not [name for name in hparams if name.startswith(("paths", "callbacks", "logger", "hydra"))]
-    assert "trainer.default_root_dir" not in hparams
+    # the choices made (issue 17, point 16): each group's option and the keys set on the command line
+    choices = {name: hparams[name].string_value for name in ("data", "model", "optim", "callbacks", "logger")}
+    assert choices == {"data": "digits", "model": "cnn", "optim": "sgd", "callbacks": "all", "logger": "many"}
+    assert hparams["model.lr_multipliers"].string_value == '{"head": 10}'
+    assert hparams["trainer.max_epochs"].number_value == 2
+    assert hparams["callbacks.histograms.every_n_epochs"].number_value == 1
+    assert hparams["seed"].number_value == 42
+    assert not [name for name in hparams if name.endswith("_target_") or name.startswith(("paths", "hydra"))]
+    assert "optim.lr" not in hparams and "data.batch_size" not in hparams  # defaults: in the choice
     assert hparams_metadata.SESSION_END_INFO_TAG in events.PluginTagToContent("hparams")
+
+
+def test_scalars_open_on_the_runs_curves_with_train_and_val_charted_together(all_callbacks_run):
+    events = read_events(all_callbacks_run / "tensorboard")
+    scalars = set(events.Tags()["scalars"])
+    assert "epoch" not in scalars  # Lightning's bookkeeping chart
+    assert not [tag for tag in scalars if tag.startswith(("best/", "lr-"))]
+    layout_event = events.Tensors("custom_scalars__config__")[0]
+    from tensorboard.plugins.custom_scalar import layout_pb2
+
+    layout = layout_pb2.Layout()
+    layout.ParseFromString(tensor_util.make_ndarray(layout_event.tensor_proto).item())
+    charts = {chart.title: list(chart.multiline.tag) for c in layout.category for chart in c.chart}
+    assert charts["loss"] == ["^train/loss$", "^val/loss$"] and charts["acc"] == ["^train/acc$", "^val/acc$"]
 
 
 def test_projector_has_features_thumbnails_and_labels(all_callbacks_run):
@@ -124,7 +141,7 @@ def test_confusion_matrix_pngs_are_saved_in_the_run_folder(all_callbacks_run):
 def test_csv_logger_gets_the_same_scalars(all_callbacks_run):
     with open(all_callbacks_run / "csv" / "metrics.csv") as handle:
         columns = set(csv.DictReader(handle).fieldnames)
-    assert {"val/acc", "test/acc", "lr-SGD/base", "train/loss_epoch"} <= columns
+    assert {"val/acc", "test/acc", "train/lr-SGD/base", "train/loss_epoch"} <= columns
 
 
 def test_csv_only_run_skips_tensorboard_output_with_a_warning_and_keeps_the_pngs(tmp_path):
@@ -161,9 +178,14 @@ def test_segmentation_run_logs_pixel_confusion_matrices_and_image_grids(tmp_path
     } <= images
     assert len(events.Images("segmentation/val")) == 2
     assert not {"predictions/val", "predictions/test"} & images  # classification grids skip masks
-    assert {"val/iou", "best/val/iou", "test/iou", "lr-Adam/base"} <= set(events.Tags()["scalars"])
+    assert {"val/iou", "val/iou_best", "test/iou", "train/lr-Adam/base"} <= set(events.Tags()["scalars"])
     assert "gradients/net.head.weight" in events.Tags()["histograms"]
     assert (tmp_path / "run" / "confusion_matrix" / "test.png").is_file()
+    assert sorted(p.name for p in (tmp_path / "run" / "segmentation").iterdir()) == [
+        "test.png",
+        "val_epoch000.png",
+        "val_epoch001.png",
+    ]
     assert not list((tmp_path / "run" / "tensorboard").rglob("projector_config.pbtxt"))
 
 
@@ -198,7 +220,7 @@ def test_regression_run_logs_its_actual_vs_predicted_figure_and_skips_class_pict
     train_tiny(tmp_path, "experiment=temps", "callbacks=all")
     events = read_events(tmp_path / "tensorboard")
     tags = events.Tags()
-    assert {"val/mae", "test/mae", "best/val/mae"} <= set(tags["scalars"])
+    assert {"val/mae", "test/mae", "val/mae_best"} <= set(tags["scalars"])
     images = set(tags["images"])
     assert images, "no actual-vs-predicted figure: add the regression figure callback to callbacks/default"
     assert not [t for t in images if t.startswith(("confusion_matrix/", "predictions/", "segmentation/"))]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import lightning as L
 import pytest
 import torch
@@ -288,3 +290,36 @@ def test_a_run_without_any_logger_warns_and_still_saves_the_confusion_pngs(tmp_p
     assert any("LearningRateMonitor has no logger" in m for m in messages)
     assert sum("no TensorBoard logger is configured" in m for m in messages) == 1  # one warning per run
     assert (tmp_path / "confusion_matrix" / "val_epoch000.png").is_file()
+
+
+# ---------------------------------------------------------------------------- sweep jobs in TensorBoard
+def test_a_sweep_job_writes_tensorboard_under_its_overrides(tmp_path):
+    """Issue 17, point 16: jobs are listed by their overrides, not as 0/tensorboard, 1/tensorboard."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from hydra.utils import instantiate
+    from omegaconf import open_dict, read_write
+
+    from tests.helpers import compose_cfg
+
+    # paths and values holding a "/" stay out of the name
+    overrides = [
+        "optim.lr=0.1",
+        "data.batch_size=32",
+        f"paths.log_dir={tmp_path}",
+        "tags=[a/b]",
+        "hydra.sweep.dir=sw",
+    ]
+    cfg = compose_cfg(overrides, output_dir=tmp_path / "0")
+    with read_write(cfg.hydra), open_dict(cfg):
+        cfg.hydra.mode = RunMode.MULTIRUN
+    HydraConfig.instance().set_config(cfg)
+    try:
+        logger = instantiate(cfg.logger.tensorboard)
+        assert Path(logger.log_dir) == tmp_path / "0" / "tensorboard" / "optim.lr=0.1,data.batch_size=32"
+    finally:
+        with read_write(cfg.hydra), open_dict(cfg):
+            cfg.hydra.mode = RunMode.RUN
+        HydraConfig.instance().set_config(cfg)
+    single = instantiate(compose_cfg(overrides, output_dir=tmp_path / "single").logger.tensorboard)
+    assert Path(single.log_dir) == tmp_path / "single" / "tensorboard"  # a single run: as before

@@ -97,9 +97,12 @@ def test_grid_callback_draws_one_row_per_image():
     images = torch.rand(2, 3, 16, 12)
     masks = torch.zeros(2, 16, 12, dtype=torch.long)
     masks[:, :, 6:] = 1
-    grid = callback.grid(Module(), images, masks, masks)
-    assert grid.shape == (2 * 16 + 2, 4 * 12 + 3 * 2, 3) and grid.dtype == np.uint8
-    assert grid[0, 14 + 7].tolist() == [0, 128, 0]  # ground truth tile uses the data's palette
+    grid, ious = callback.grid(Module(), images, masks, masks)
+    assert grid.ndim == 3 and grid.dtype == np.uint8 and grid.shape[1] > grid.shape[0]
+    assert ious == [1.0, 1.0]  # one IoU per row: a perfect prediction
+    # the truth and prediction tiles use the data's palette (not VOC's default dark red for class 1)
+    pixels = grid.reshape(-1, 3)
+    assert (pixels == [0, 128, 0]).all(axis=1).any() and not (pixels == [128, 0, 0]).all(axis=1).any()
 
 
 def test_train_py_model_unet_data_cats_offline(tmp_path):
@@ -119,6 +122,8 @@ def test_train_py_model_unet_data_cats_offline(tmp_path):
             "data.image_size=32",
             "model.net.init_features=4",
             "trainer.max_epochs=2",
+            # two 0.1 s epochs: the 2 % time budget would rightly skip the second grid
+            "callbacks.segmentation_images.max_overhead=null",
             f"hydra.run.dir={run}",
         ]
     )
@@ -136,6 +141,11 @@ def test_train_py_model_unet_data_cats_offline(tmp_path):
     tags = events.Tags()["images"]
     assert "segmentation/val" in tags and "segmentation/test" in tags
     assert len(events.Images("segmentation/val")) == 2
+    assert sorted(p.name for p in (run / "segmentation").iterdir()) == [
+        "test.png",
+        "val_epoch000.png",
+        "val_epoch001.png",
+    ]
 
 
 @pytest.mark.slow

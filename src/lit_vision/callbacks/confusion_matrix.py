@@ -22,6 +22,9 @@ from lit_vision.callbacks.base import STAGES, StagedMonitorCallback
 from lit_vision.callbacks.outputs import class_names_of, ignore_index_of, predictions_and_target
 from lit_vision.viz.images import figure_to_array, save_png
 
+# Width of one character of a tick label (10 pt) in inches: decides whether names fit under their column.
+TICK_CHAR_INCHES = 0.085
+
 
 class ConfusionMatrixCallback(StagedMonitorCallback):
     """Accumulates a torchmetrics ``MulticlassConfusionMatrix`` and draws it with its ``.plot()``.
@@ -54,6 +57,7 @@ class ConfusionMatrixCallback(StagedMonitorCallback):
         # The last matrix drawn per stage ("val", "test"), for anyone who wants the numbers.
         self.last_counts: dict[str, Tensor] = {}
         self._collecting = False
+        self._unit = "images"  # what a cell counts: images (classification) or pixels (segmentation)
 
     # ----------------------------------------------------------------- collecting
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -100,6 +104,7 @@ class ConfusionMatrixCallback(StagedMonitorCallback):
             self._collecting = False  # no class labels (regression): nothing to count, by design
             return
         preds, target, num_classes = found
+        self._unit = "pixels" if target.ndim >= 2 else "images"
         if self._metric is None or self._metric.num_classes != num_classes:
             self._metric = MulticlassConfusionMatrix(
                 num_classes, ignore_index=ignore_index_of(pl_module, target), validate_args=False
@@ -118,7 +123,7 @@ class ConfusionMatrixCallback(StagedMonitorCallback):
             return
         names = class_names_of(pl_module, counts.shape[0])
         title = f"{stage}, epoch {trainer.current_epoch}" if stage == "val" else "test"
-        image = figure_to_array(self.figure(counts, names, title))
+        image = figure_to_array(self.figure(counts, names, title, self._unit))
         writer = self.writer(trainer)
         if writer is not None:
             writer.add_image(f"confusion_matrix/{stage}", image, trainer.global_step, dataformats="HWC")
@@ -126,8 +131,12 @@ class ConfusionMatrixCallback(StagedMonitorCallback):
         save_png(image, folder / filename)
 
     # ----------------------------------------------------------------- drawing
-    def figure(self, counts: Tensor, class_names: Sequence[str], title: str):
-        """Counts (left) and the row-normalised matrix (right), drawn by torchmetrics' ``plot``."""
+    def figure(self, counts: Tensor, class_names: Sequence[str], title: str, unit: str = "images"):
+        """Counts of ``unit`` (left) and the row-normalised matrix (right), drawn by torchmetrics' ``plot``.
+
+        Class names on the x axis stay horizontal when they fit their column (rotated 45 degrees otherwise);
+        on the y axis they are always horizontal.
+        """
         from matplotlib.figure import Figure
 
         n = counts.shape[0]
@@ -146,7 +155,14 @@ class ConfusionMatrixCallback(StagedMonitorCallback):
             plotter.plot(val=counts.long(), ax=ax_counts, add_text=add_text, labels=labels, cmap="Blues")
             plotter.plot(val=rows.float(), ax=ax_rows, add_text=add_text, labels=labels, cmap="Blues")
         total = int(counts.sum())
-        ax_counts.set_title(f"counts ({total} in all)", fontsize=14)
+        ax_counts.set_title(f"{unit[:-1]} counts ({total:,} {unit} in all)", fontsize=14)
+        if labels is not None:
+            fits = max((len(str(name)) for name in labels), default=0) * TICK_CHAR_INCHES <= cell
+            for ax in (ax_counts, ax_rows):
+                ax.set_xticks(range(n))
+                ax.set_xticklabels(labels, rotation=0 if fits else 45, ha="center" if fits else "right")
+                ax.set_yticks(range(n))
+                ax.set_yticklabels(labels, rotation=0)
         ax_rows.set_title("row-normalised (recall per true class)", fontsize=14)
         if labels is None:
             for ax in (ax_counts, ax_rows):

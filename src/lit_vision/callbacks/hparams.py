@@ -1,11 +1,14 @@
 """The run's hyperparameters in TensorBoard's HPARAMS tab, next to its final metrics.
 
-``run.py`` logs the whole resolved config with ``logger.log_hyperparams(cfg)`` (TensorBoard keeps it as
-``hparams.yaml``; Lightning adds the task's own hyperparameters). This callback turns that same record into
-the HPARAMS plugin's session summary: the flattened values that tell runs apart (data, model, optim,
-scheduler, trainer, seed), without paths. The plugin reads each metric column from the run's scalars
-(the last value of ``val/acc``, ``test/acc``...), so the table shows the final metrics of every run of a
-sweep side by side; ``best/<monitor>`` adds the best checkpoint's score at the end of fit.
+Inside a Hydra run the HPARAMS table shows what the user chose: the option of each config group
+(``model=mlp``, ``optim=sgd``), every key set on the command line (``optim.lr=0.01``, ``data.batch_size=32``)
+and the seed, so the runs of a sweep read as the command lines that made them. Without Hydra (a Trainer
+used directly) it falls back to the flattened values of the logged hyperparameters, without paths. The
+plugin reads each metric column from the run's scalars (the last value of ``val/acc``, ``test/acc``...);
+``<monitor>_best`` (``val/acc_best``) adds the best checkpoint's score at the end of fit.
+
+At the end of fit a CUSTOM SCALARS layout puts each training curve and its validation twin on one chart
+(``train/loss`` with ``val/loss``), on the global-step axis.
 """
 
 from __future__ import annotations
@@ -76,13 +79,79 @@ def select_hparams(
     }
 
 
+# Config groups whose chosen option is shown (``model=mlp``); the rest (hydra/*, paths) say nothing about a run.
+CHOICE_GROUPS = (
+    "data",
+    "model",
+    "optim",
+    "scheduler",
+    "trainer",
+    "callbacks",
+    "logger",
+    "experiment",
+    "debug",
+    "hparams_search",
+)
+# Command-line keys that describe how a run was launched rather than what it trains.
+LAUNCH_KEYS = ("hydra", "ckpt_path", "paths", "resume_in_run_dir", "print_config")
+
+
+def hydra_choices_and_overrides(record: Mapping[str, Any]) -> dict[str, int | float | str] | None:
+    """``{group: option}`` of the current Hydra run plus its command-line keys (values from ``record``, the
+    resolved config, when it has them) and the seed; None outside a Hydra run."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    hydra_cfg = HydraConfig.get()
+    chosen: dict[str, Any] = {}
+    choices = hydra_cfg.runtime.choices
+    for group in CHOICE_GROUPS:
+        option = choices.get(group)
+        if option is not None:
+            chosen[group] = str(option)
+    for override in hydra_cfg.overrides.task:
+        text = str(override)
+        if text.startswith("~"):
+            continue
+        key, _, raw = text.lstrip("+").partition("=")
+        if key in CHOICE_GROUPS or key.split(".")[0] in LAUNCH_KEYS or PATH_LIKE.search(key):
+            continue
+        chosen[key] = _lookup(record, key, raw)
+    if "seed" in record:
+        chosen["seed"] = record["seed"]
+    return {name: tensorboard_value(value) for name, value in chosen.items() if value is not None}
+
+
+def _lookup(record: Mapping[str, Any], dotted: str, default: Any) -> Any:
+    """``record["a"]["b"]`` for ``"a.b"`` (the resolved value of an override), else ``default``."""
+    node: Any = record
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def best_tag(monitor: str) -> str:
+    """The scalar of the best checkpoint's score: ``val/acc`` -> ``val/acc_best`` (beside its curve)."""
+    return f"{monitor}_best"
+
+
+def paired_curves(names: Sequence[str]) -> dict[str, list[str]]:
+    """``{"loss": ["train/loss", "val/loss"], ...}`` for every metric logged under both train/ and val/."""
+    train = {n.removeprefix("train/").removesuffix("_epoch") for n in names if n.startswith("train/")}
+    val = {n.removeprefix("val/") for n in names if n.startswith("val/")}
+    return {name: [f"train/{name}", f"val/{name}"] for name in sorted(train & val) if "/" not in name}
+
+
 class HParamsSummary(MonitorCallback):
     """Writes the HPARAMS session (hyperparameters) when training or testing starts, its end when it ends,
-    and ``best/<monitor>`` (the best checkpoint's score) at the end of fit.
+    and at the end of fit ``<monitor>_best`` (the best checkpoint's score) and the train/val chart layout.
 
     Args:
-        include: config groups (flattened-name prefixes) to show.
-        exclude: flattened-name prefixes to leave out.
+        include: config groups (flattened-name prefixes) to show without Hydra.
+        exclude: flattened-name prefixes to leave out without Hydra.
     """
 
     def __init__(
@@ -105,17 +174,28 @@ class HParamsSummary(MonitorCallback):
         monitored = [c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint) and c.monitor]
         if writer is not None and monitored and monitored[0].best_model_score is not None:
             best = monitored[0]
-            writer.add_scalar(f"best/{best.monitor}", float(best.best_model_score), trainer.global_step)
+            writer.add_scalar(best_tag(best.monitor), float(best.best_model_score), trainer.global_step)
+        if writer is not None:
+            pairs = paired_curves(list(trainer.callback_metrics))
+            if pairs:
+                charts = {
+                    name: ["Multiline", [f"^{re.escape(t)}$" for t in tags]] for name, tags in pairs.items()
+                }
+                writer.add_custom_scalars({"train and val": charts})
         self._end_session(trainer)
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._end_session(trainer)
 
     def hparams_of(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
-        """What the loggers recorded (run.py's config + the task's), else the task's own hparams."""
+        """The Hydra run's choices and command-line keys; without Hydra, the flattened values the loggers
+        recorded (run.py's config + the task's), else the task's own hparams."""
         record: dict[str, Any] = {}
         for logger in trainer.loggers:
             record.update(dict(getattr(logger, "hparams", None) or {}))
+        chosen = hydra_choices_and_overrides(record)
+        if chosen:
+            return chosen
         if not record:
             record = dict(pl_module.hparams)
         return select_hparams(record, self.include, self.exclude)

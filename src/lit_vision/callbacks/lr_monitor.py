@@ -1,4 +1,5 @@
-"""Lightning's LearningRateMonitor, made safe for runs without a logger (``logger=none``)."""
+"""Lightning's LearningRateMonitor, made safe for runs without a logger (``logger=none``), its curves under
+``train/`` (``train/lr-SGD/base``) so TensorBoard shows them with the training curves, after the losses."""
 
 from __future__ import annotations
 
@@ -10,8 +11,15 @@ from lightning.pytorch.utilities import rank_zero_warn
 
 
 class LearningRateMonitor(LightningLearningRateMonitor):
-    """Logs ``lr-<Optimizer>/<param group>`` like Lightning's; with no logger configured it warns once and
-    stays idle instead of stopping the run with an error."""
+    """Logs ``train/lr-<Optimizer>/<param group>`` (Lightning's names under ``train/``); with no logger
+    configured it warns once and stays idle instead of stopping the run with an error."""
+
+    prefix = "train/"
+
+    def _extract_stats(self, trainer: L.Trainer, interval: str) -> dict[str, float]:
+        return {
+            f"{self.prefix}{name}": value for name, value in super()._extract_stats(trainer, interval).items()
+        }
 
     _idle = False
 

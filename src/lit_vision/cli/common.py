@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lit_vision.config.compose import compose_config, config_dir
 from lit_vision.config.overrides import quote_path_overrides
+from lit_vision.config.presentation import describe_options
 from lit_vision.errors import UserError
 from lit_vision.utils.reporting import report_user_error
 
@@ -66,8 +67,8 @@ def run_cli(
     """Parse ``argv`` (default ``sys.argv[1:]``), run ``action(cfg)``; a UserError is one paragraph, exit 2."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if any(a in ("-h", "--help") for a in argv):
-        print(doc.strip() + "\n\nOptions (conf/" + config_name + ".yaml):\n")
-        print((config_dir() / f"{config_name}.yaml").read_text())
+        print(doc.strip() + f"\n\nOptions (key=value; the defaults are in conf/{config_name}.yaml):\n")
+        print(describe_options((config_dir() / f"{config_name}.yaml").read_text()))
         return 0
     try:
         cfg = compose_or_exit(config_name, argv, usage)

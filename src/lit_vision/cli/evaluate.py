@@ -20,6 +20,23 @@ from lit_vision.errors import UserError
 from lit_vision.runs.run_folder import argv_with_run_overrides
 from lit_vision.utils.reporting import report_user_error
 
+OPTIONS = """
+Options (key=value):
+
+  ckpt=...              (required) the checkpoint to test (e.g. outputs/<date>/<time>/checkpoints/last.ckpt);
+                        its run's overrides are applied first when it sits in a run folder
+  data=<option>         other data to test on (digits, image_folder, cats, tabular...), with its keys:
+                        data.root=..., data.batch_size=..., data.num_workers=...
+  trainer.*             any Lightning Trainer argument, e.g. trainer.accelerator=gpu,
+                        trainer.precision=bf16-mixed, trainer.limit_test_batches=10
+  logger=<option>       where the test metrics go besides metrics.json: tensorboard, csv, many, none
+  callbacks=<option>    the test-time pictures (confusion matrix, segmentation grids...): default, none
+  print_config=true     print the whole resolved config (always saved in <run>/config.yaml)
+
+Any other train.py override works too (python train.py --help lists the groups); the model itself always
+comes from the checkpoint.
+"""
+
 
 def evaluate_argv(argv: Sequence[str]) -> list[str]:
     """``ckpt=PATH`` -> ``ckpt_path=PATH``, the run's overrides first, and ``train=false`` last."""
@@ -31,6 +48,9 @@ def evaluate_argv(argv: Sequence[str]) -> list[str]:
 
 def main() -> None:
     """Entry point of ``lit-evaluate`` / ``python -m lit_vision.cli.evaluate``."""
+    if any(a in ("-h", "--help") for a in sys.argv[1:]):
+        print((__doc__ or "").strip() + "\n" + OPTIONS)
+        raise SystemExit(0)
     sys.argv = evaluate_argv(sys.argv)
     try:
         conf = str(config_dir())

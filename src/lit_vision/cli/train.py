@@ -12,6 +12,7 @@ from hydra.utils import get_original_cwd
 from omegaconf import DictConfig
 
 from lit_vision.config.compose import config_dir
+from lit_vision.config.validation import check_override_keys
 from lit_vision.errors import UserError
 from lit_vision.runs.run_folder import argv_with_run_overrides
 from lit_vision.utils.io import write_json
@@ -52,6 +53,7 @@ def main() -> None:
     sys.argv = argv_with_run_overrides(sys.argv)
     try:
         conf = str(config_dir())
+        check_override_keys(sys.argv)  # a mistyped key: "did you mean", before Hydra's struct error
     except UserError as exc:
         report_user_error(exc)
     hydra.main(version_base="1.3", config_path=conf, config_name="train")(task)()

@@ -140,6 +140,35 @@ def _now_ms() -> str:
     return f"{datetime.datetime.now().microsecond // 1000:03d}"
 
 
+# Overrides left out of a sweep job's label: how it was launched, and values that are paths.
+_LABEL_SKIPPED = ("hydra", "ckpt_path", "hparams_search", "paths", "resume_in_run_dir")
+_LABEL_MAX_CHARS = 120
+
+
+def sweep_job_label() -> str:
+    """``${sweep_job_label:}``: in a multirun job, its overrides as one folder-safe name
+    (``optim.lr=0.1,data.batch_size=32``); outside a sweep, an empty string."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return ""
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return ""
+    parts = []
+    for override in hydra_cfg.overrides.task:
+        key, _, value = str(override).lstrip("+~").partition("=")
+        if key.split(".")[0] in _LABEL_SKIPPED or "/" in value or "\\" in value:
+            continue
+        parts.append(f"{key}={value}")
+    num = OmegaConf.select(hydra_cfg, "job.num", default=None, throw_on_missing=False)
+    label = ",".join(parts).replace("/", "_") or ("" if num is None else f"job{num}")
+    if len(label) > _LABEL_MAX_CHARS:
+        label = label[: _LABEL_MAX_CHARS - 3] + "..."
+    return label
+
+
 def register_configs() -> None:
     """Register the schemas in Hydra's ConfigStore and the run-level resolvers (idempotent)."""
     from hydra.core.config_store import ConfigStore
@@ -147,5 +176,7 @@ def register_configs() -> None:
     ConfigStore.instance().store(group="trainer", name="schema", node=TrainerConfig, provider="lit_vision")
     if not OmegaConf.has_resolver("optuna_direction"):
         OmegaConf.register_new_resolver("optuna_direction", optuna_direction)
+    if not OmegaConf.has_resolver("sweep_job_label"):
+        OmegaConf.register_new_resolver("sweep_job_label", sweep_job_label)
     if not OmegaConf.has_resolver("now_ms"):
         OmegaConf.register_new_resolver("now_ms", _now_ms, use_cache=True)

@@ -370,7 +370,9 @@ class ImageFilesDataModule(SplitDataModule):
             for path, reason in bad.items():
                 skipped.add(path, reason)
             skipped.log_count(len(paths))
-            samples = {k: [s for s in v if s.path not in bad] for k, v in samples.items()}
+            kept = {k: [s for s in v if s.path not in bad] for k, v in samples.items()}
+            self._warn_emptied_classes(samples["train"], kept["train"])
+            samples = kept
             for stage in ("train", "val"):
                 if not samples[stage]:
                     raise UserError(
@@ -383,6 +385,20 @@ class ImageFilesDataModule(SplitDataModule):
         if note:
             log.info("%s", note)
         return samples
+
+    def _warn_emptied_classes(self, before: Sequence[Sample], after: Sequence[Sample]) -> None:
+        """Warn, naming them, about classes whose every training image was skipped as unreadable."""
+        emptied = sorted({s.label for s in before} - {s.label for s in after})
+        if not emptied:
+            return
+        names = self.class_names or []
+        shown = ", ".join(repr(names[i]) if i < len(names) else str(i) for i in emptied)
+        log.warning(
+            "No training image is left of class(es) %s after skipping unreadable files "
+            "(data.on_bad_sample=skip): the model cannot learn them. Replace the damaged files, or remove "
+            "the class from the data.",
+            shown,
+        )
 
     def _validate_normalization(self) -> None:
         channels = self.in_channels or 3

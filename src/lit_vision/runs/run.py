@@ -33,7 +33,13 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from lit_vision.callbacks.safety import ExactResume, FiniteLossGuard, InterruptCheckpoint
-from lit_vision.config.presentation import print_config_tree, save_resolved_config
+from lit_vision.config.presentation import (
+    command_line_overrides,
+    print_config_tree,
+    save_resolved_config,
+    start_summary,
+)
+from lit_vision.config.validation import check_discovered_data, validate_config
 from lit_vision.data.contract import DiscoversData
 from lit_vision.errors import UserError, find_user_error
 from lit_vision.inference.checkpoint import (
@@ -266,6 +272,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], float | None]:
     interrupt: InterruptCheckpoint | None = None
     try:
         validate_run_keys(cfg)
+        validate_config(cfg)
         seed = resolve_seed(cfg.get("seed"))
         L.seed_everything(seed, workers=True, verbose=False)
         if cfg.get("torch_threads"):
@@ -281,11 +288,14 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], float | None]:
 
         datamodule: L.LightningDataModule = instantiate(cfg.data)
         fill_discovered_data_keys(cfg, datamodule)
+        check_discovered_data(cfg)
         if rank_zero:
-            print_config_tree(cfg)
             resumed_here = ckpt_path is not None and Path(ckpt_path).is_relative_to(output_dir)
             if not (resumed_here and (output_dir / "config.yaml").exists()):
                 save_resolved_config(cfg, output_dir / "config.yaml")
+            if cfg.get("print_config", False):
+                print_config_tree(cfg)
+            log.info("%s", start_summary(command_line_overrides(), output_dir / "config.yaml"))
 
         task: L.LightningModule
         if do_train:

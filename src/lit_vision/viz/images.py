@@ -65,11 +65,11 @@ def figure_to_array(figure) -> np.ndarray:
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
-def save_png(image: np.ndarray, path: str | Path) -> Path:
-    """Write an ``(H, W, 3)`` uint8 array as PNG, creating the folder."""
+def save_png(image: np.ndarray, path: str | Path, compress_level: int = 6) -> Path:
+    """Write an ``(H, W, 3)`` uint8 array as PNG, creating the folder (``compress_level`` 1 is fastest)."""
     from PIL import Image
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image).save(path)
+    Image.fromarray(image).save(path, compress_level=compress_level)
     return path
