@@ -1,25 +1,25 @@
-"""``python -m bench [--case NAME ...] [--all] [--quick] [--out bench]``: run the benchmark cases.
+"""``python -m bench [--case NAME ...] [--all] [--quick] [--out bench] [--data DIR]``: run the benchmark cases.
 
 Without ``--case`` every case of ``CASES`` runs except the ``EXTRA_CASES`` (longer variants, run them by
 name or with ``--all``). A case that fails gets an ``error`` row and the suite goes on; the exit status is 1
 if any failed. ``--quick`` uses small sizes to check the wiring (its numbers mean nothing) and writes to
-``bench/quick/`` unless ``--out`` is given; only a full run into ``bench/`` (or one given ``--readme``)
-refreshes the README table.
+``bench/quick/`` unless ``--out`` is given. The results go to ``results.json`` and ``results.md`` only.
+``--data`` names the folder of real data sets (default ``<repo>/../shared/data``).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import time
 import traceback
 from pathlib import Path
 
 from bench import CASES, EXTRA_CASES
+from bench.paths import DATA_ENV, ROOT, shared_data_dir
 from bench.report import device_name, load_results, make_row, merge_case, suite_info, write_reports
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def selected_cases(names: list[str] | None, run_all: bool) -> list[str]:
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, help="folder for results.json/.md (default bench/, quick: bench/quick/)"
     )
     parser.add_argument(
-        "--readme", type=Path, help="README to refresh (default: README.md, only when writing to bench/)"
+        "--data", type=Path, help=f"folder of the real data sets (default: {shared_data_dir()})"
     )
     args = parser.parse_args(argv)
 
@@ -68,10 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     if not names:
         print("no benchmark cases are registered", file=sys.stderr)
         return 1
+    if args.data is not None:
+        os.environ[DATA_ENV] = str(args.data.resolve())
     results = load_results(out / "results.json")
-    # a run into another folder holds only its own cases: it must not replace the README's whole table
-    default_out = args.out is None or args.out.resolve() == (ROOT / "bench").resolve()
-    readme = None if args.quick else args.readme or (ROOT / "README.md" if default_out else None)
     failed = []
     suite_start = time.perf_counter()
     for name in names:
@@ -85,10 +84,10 @@ def main(argv: list[str] | None = None) -> int:
         for row in rows:
             print(f"  {row}", flush=True)
         print(f"[bench] {name}: {seconds:.1f} s", flush=True)
-        write_reports(results, out, None)  # keep what is done if a later case is interrupted
+        write_reports(results, out)  # keep what is done if a later case is interrupted
     total = time.perf_counter() - suite_start
     results["suite"] = suite_info(names, total, args.quick)
-    write_reports(results, out, readme)
+    write_reports(results, out)
     print(
         f"[bench] {len(names)} case(s) in {total:.1f} s; wrote {out / 'results.json'} and {out / 'results.md'}"
     )

@@ -15,7 +15,6 @@ cats81``; without it the case writes one row saying so.
 
 from __future__ import annotations
 
-import os
 import random
 import statistics
 import tempfile
@@ -23,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.compose import compose_train_config
+from bench.paths import shared_data_dir
 from bench.report import device_name, make_row
 from lit_vision.config.overrides import quote_value
 
-ROOT = Path(__file__).resolve().parents[1]
 CASE = "cats81_cv"
 FOLDS = 3
 SPLIT_SEED = 0
@@ -40,11 +39,6 @@ RECIPES: dict[str, list[str]] = {
     "experiment=cats_tutorial": ["experiment=cats_tutorial"],
 }
 QUICK_RECIPES = ("default (model=unet data=cats)",)
-
-
-def shared_data_dir() -> Path:
-    """``$LIT_VISION_SHARED_DATA`` or ``<repo>/../shared/data``."""
-    return Path(os.environ.get("LIT_VISION_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
 def photo_stems(root: Path) -> list[str]:

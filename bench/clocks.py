@@ -51,14 +51,18 @@ class EpochClock(Callback):
 
 class StepClock(Callback):
     """Step and data-wait time of every training batch, written to ``path`` as
-    ``{"steps": [[epoch, batch, gap_s, step_s], ...], "settings": {...}}`` (the first batch of each epoch
-    has no gap; ``settings``: the precision, layout and thread count the run used)."""
+    ``{"steps": [[epoch, batch, gap_s, step_s], ...], "train_epochs": [[images, s], ...], "settings": {...}}``
+    (the first batch of each epoch has no gap; ``train_epochs``: the images of each epoch and the seconds
+    from its start to the end of its last training batch, the first batch's wait included; ``settings``:
+    the precision, layout and thread count the run used)."""
 
     def __init__(self, path: str) -> None:
         self.path = Path(path)
         self.records: list[list[float]] = []
         self.settings: dict[str, Any] = {}
+        self.train_epochs: list[list[float]] = []
         self._batch_start = 0.0
+        self._epoch_start = 0.0
         self._last_end: float | None = None
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -71,6 +75,8 @@ class StepClock(Callback):
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._last_end = None  # the gap before an epoch's first batch holds the epoch change, not data
+        self._epoch_start = time.perf_counter()
+        self.train_epochs.append([0, 0.0])
 
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
@@ -84,9 +90,12 @@ class StepClock(Callback):
         gap = float("nan") if self._last_end is None else self._batch_start - self._last_end
         self.records.append([trainer.current_epoch, batch_idx, gap, end - self._batch_start])
         self._last_end = end
+        self.train_epochs[-1][0] += len(batch[0]) if isinstance(batch, (tuple, list)) else len(batch)
+        self.train_epochs[-1][1] = end - self._epoch_start
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.path.write_text(json.dumps({"steps": self.records, "settings": self.settings}))
+        payload = {"steps": self.records, "train_epochs": self.train_epochs, "settings": self.settings}
+        self.path.write_text(json.dumps(payload))
 
 
 def step_summary(records: list[list[float]], skip_first_epoch: bool = True) -> dict[str, float]:
@@ -103,6 +112,13 @@ def step_summary(records: list[list[float]], skip_first_epoch: bool = True) -> d
         "wait_fraction": gaps / (gaps + steps) if gaps + steps > 0 else float("nan"),
         "batches": len(records),
     }
+
+
+def train_images_per_s(train_epochs: list[list[float]]) -> float:
+    """Median images per second of ``StepClock``'s ``train_epochs`` (the first left out when there are
+    others: it holds the warm-up)."""
+    rates = [images / seconds for images, seconds in train_epochs if seconds > 0]
+    return statistics.median(rates[1:] or rates)
 
 
 class AccuracyProbe(Callback):
@@ -123,6 +139,7 @@ class AccuracyProbe(Callback):
         self.every_n_steps = int(every_n_steps)
         self.stop_at = stop_at
         self.records: list[list[float]] = []
+        self.epoch_ends: list[float] = []  # the clock (probes taken off) at each training epoch's end
         self.paused = 0.0
         self.train_start: float | None = None
 
@@ -163,10 +180,17 @@ class AccuracyProbe(Callback):
             self._probe(trainer, pl_module)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Lightning calls this after the epoch's validation: the clock spans training and validation
+        self.epoch_ends.append(time.perf_counter() - self.paused)
         self._probe(trainer, pl_module)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        payload = {"records": self.records, "paused": self.paused, "train_start": self.train_start}
+        payload = {
+            "records": self.records,
+            "epoch_ends": self.epoch_ends,
+            "paused": self.paused,
+            "train_start": self.train_start,
+        }
         self.path.write_text(json.dumps(payload))
 
 
@@ -175,24 +199,30 @@ def first_reaching(records: list[list[float]], target: float) -> list[float] | N
     return next((r for r in records if r[2] >= target), None)
 
 
-def train_with_clocks(cfg: Any, workdir: Path) -> dict[str, Any]:
-    """``lit_vision.runs.run.train(cfg)`` with an :class:`EpochClock` and a :class:`StepClock` added: its test
-    accuracy, wall seconds, epoch durations, step summary and precision."""
+# A run that only trains: no callbacks, logger, progress bar, summary, sanity check, validation or test.
+TRAIN_ONLY = (
+    "callbacks=none",
+    "logger=none",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+    "trainer.num_sanity_val_steps=0",
+    "trainer.limit_val_batches=0",
+    "trainer.max_epochs=-1",
+    "test=false",
+)
+
+
+def train_steps_with_clock(overrides: list[str], steps: int, workdir: Path) -> dict[str, Any]:
+    """Train ``steps`` steps of the recipe ``overrides`` as a :data:`TRAIN_ONLY` run with a
+    :class:`StepClock` as its one callback; returns the clock's payload."""
     from omegaconf import open_dict
 
+    from bench.compose import compose_train_config
     from lit_vision.runs.run import train
 
-    epochs_file, steps_file = workdir / "epochs.json", workdir / "steps.json"
+    cfg = compose_train_config([*overrides, *TRAIN_ONLY, f"trainer.max_steps={steps}"], workdir)
+    clock = workdir / "steps.json"
     with open_dict(cfg):
-        cfg.callbacks = cfg.get("callbacks") or {}
-        cfg.callbacks["bench_epoch_clock"] = {"_target_": f"{__name__}.EpochClock", "path": str(epochs_file)}
-        cfg.callbacks["bench_step_clock"] = {"_target_": f"{__name__}.StepClock", "path": str(steps_file)}
-    start = time.perf_counter()
-    metrics, _ = train(cfg)
-    return {
-        "seconds": time.perf_counter() - start,
-        "test_acc": float(metrics["test/acc"]),
-        "epochs": json.loads(epochs_file.read_text()),
-        "steps": step_summary(json.loads(steps_file.read_text())["steps"]),
-        "precision": str(cfg.trainer.precision),
-    }
+        cfg.callbacks = {"bench_step_clock": {"_target_": f"{__name__}.StepClock", "path": str(clock)}}
+    train(cfg)
+    return json.loads(clock.read_text())

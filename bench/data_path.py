@@ -33,7 +33,6 @@ Per DataModule:
 
 from __future__ import annotations
 
-import json
 import statistics
 import tempfile
 import time
@@ -44,9 +43,8 @@ from typing import Any
 
 import lightning as L
 import torch
-from omegaconf import open_dict
 
-from bench.clocks import StepClock
+from bench.clocks import train_steps_with_clock
 from bench.report import device_name, make_row
 
 SEED = 42
@@ -120,33 +118,8 @@ def loader_rate(data_overrides: list[str], workdir: Path) -> tuple[float, int, i
 
 def wait_share(data_overrides: list[str], model: list[str], steps: int, workdir: Path) -> dict[str, float]:
     """Train ``model`` on the DataModule for ``steps`` steps; the data-wait share after two warm-up steps."""
-    from bench.compose import compose_train_config
-    from lit_vision.runs.run import train
-
-    cfg = compose_train_config(
-        [
-            *data_overrides,
-            *model,
-            "callbacks=none",
-            "logger=none",
-            "trainer.enable_progress_bar=false",
-            "trainer.enable_model_summary=false",
-            "trainer.num_sanity_val_steps=0",
-            "trainer.limit_val_batches=0",
-            "trainer.max_epochs=-1",
-            f"trainer.max_steps={steps}",
-            "test=false",
-            f"seed={SEED}",
-        ],
-        workdir,
-    )
-    clock = workdir / "steps.json"
-    with open_dict(cfg):
-        cfg.callbacks = {
-            "bench_step_clock": {"_target_": f"{StepClock.__module__}.StepClock", "path": str(clock)}
-        }
-    train(cfg)
-    records = [r for r in json.loads(clock.read_text())["steps"][2:] if r[2] == r[2]]
+    measured = train_steps_with_clock([*data_overrides, *model, f"seed={SEED}"], steps, workdir)
+    records = [r for r in measured["steps"][2:] if r[2] == r[2]]
     gaps, busy = sum(r[2] for r in records), sum(r[3] for r in records)
     return {
         "share": gaps / (gaps + busy) if gaps + busy else float("nan"),

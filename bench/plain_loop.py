@@ -6,7 +6,8 @@ compute the normalisation from the training split, then per epoch shuffle, slice
 tensor, normalise (and augment per sample with torchvision transforms where the recipe does), forward,
 cross-entropy, backward, step, count the training accuracy; evaluate the validation split after every
 epoch, ``torch.save`` the best weights, finally test those. ``channels_last=True`` gives the same loop the
-NHWC layout (the comparison at equal compute settings).
+NHWC layout and ``bf16=True`` runs forward and loss under ``torch.autocast`` in bfloat16 (together with the
+in-memory slicing: the best plain loop a careful engineer writes on a CPU with native bf16).
 
 Every step is timed in two parts: ``data`` (slicing, normalising, augmenting: what the loop waits for) and
 ``step`` (forward, backward, optimizer). An optional probe evaluates the test split every few steps off the
@@ -15,12 +16,13 @@ clock (time to accuracy).
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -68,6 +70,24 @@ def read_torchvision_splits(dataset: str | type, root: Path, val_fraction: float
     )
 
 
+def read_image_folder_splits(root: Path, ratios: list[float], seed: int) -> Splits:
+    """Class folders of equal-size photos, decoded once with PIL into uint8 NCHW tensors, in the same
+    seeded ratio split as ``data=image_folder`` (the plain loop lists the files with
+    ``ImageFolderDataModule.find_samples`` so both sides train, validate and test on the same files)."""
+    import numpy as np
+    from PIL import Image
+
+    from lit_vision.data.image_folder import ImageFolderDataModule
+
+    samples = ImageFolderDataModule(root=str(root), ratios=ratios, split_seed=seed).find_samples()
+    parts = []
+    for stage in ("train", "val", "test"):
+        pixels = [np.asarray(Image.open(s.path).convert("RGB")) for s in samples[stage]]
+        images = torch.from_numpy(np.stack(pixels)).permute(0, 3, 1, 2).contiguous()
+        parts += [images, torch.tensor([s.label for s in samples[stage]], dtype=torch.long)]
+    return Splits(*parts)
+
+
 def pixel_stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean and std of uint8 NCHW images scaled to [0, 1], shaped ``(1, C, 1, 1)``."""
     pixels = images.float().div_(255.0)
@@ -99,6 +119,13 @@ class PlainResult:
     data_seconds: float
     step_seconds: float
     probes: list[list[float]] = field(default_factory=list)  # [clock, step, accuracy]
+    train_epochs: list[float] = field(default_factory=list)  # training part of each epoch, s
+    train_images: int = 0
+
+    @property
+    def train_images_per_s(self) -> float:
+        """Training images per second of the epochs after the first (the first holds the warm-up)."""
+        return self.train_images / statistics.median(self.train_epochs[1:] or self.train_epochs)
 
     @property
     def wait_fraction(self) -> float:
@@ -118,15 +145,27 @@ class PlainLoop:
         augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
         channels_last: bool = False,
         seed: int = 42,
+        bf16: bool = False,
+        mean_std: tuple[list[float], list[float]] | None = None,
     ) -> None:
         self.net, self.optimizer, self.splits = net, optimizer, splits
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.augment = augment
         self.channels_last = channels_last
+        self.bf16 = bf16
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
-        self.mean, self.std = pixel_stats(splits.train_x)
+        if mean_std is None:  # computed from the training split, as the tutorials do
+            self.mean, self.std = pixel_stats(splits.train_x)
+        else:  # given, as a recipe with fixed values (0.5 / 0.5, ImageNet's) has them
+            self.mean, self.std = (torch.tensor(v, dtype=torch.float32).view(1, -1, 1, 1) for v in mean_std)
         self.generator = torch.Generator().manual_seed(seed)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bf16 autocast on the CPU when ``bf16``, else nothing."""
+        if self.bf16:
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     def prepare(self, batch: torch.Tensor) -> torch.Tensor:
         """uint8 -> normalised float (NHWC when ``channels_last``)."""
@@ -138,7 +177,8 @@ class PlainLoop:
         self.net.eval()
         correct = torch.zeros((), dtype=torch.long)
         for i in range(0, len(labels), self.eval_batch_size):
-            logits = self.net(self.prepare(images[i : i + self.eval_batch_size]))
+            with self.autocast():
+                logits = self.net(self.prepare(images[i : i + self.eval_batch_size]))
             correct += (logits.argmax(1) == labels[i : i + self.eval_batch_size]).sum()
         self.net.train()
         return int(correct) / len(labels)
@@ -161,6 +201,7 @@ class PlainLoop:
         s = self.splits
         best_acc, best_state = -1.0, None
         durations: list[float] = []
+        train_durations: list[float] = []
         data_time = step_time = paused = 0.0
         probes: list[list[float]] = []
         step = 0
@@ -188,8 +229,9 @@ class PlainLoop:
                     images = self.augment(images)
                 x, y = self.prepare(images), s.train_y[index]
                 t1 = time.perf_counter()
-                output = self.net(x)
-                loss = F.cross_entropy(output, y)
+                with self.autocast():
+                    output = self.net(x)
+                    loss = F.cross_entropy(output, y)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
@@ -201,12 +243,14 @@ class PlainLoop:
                 if probe_every and step % probe_every == 0 and run_probe():
                     done = True
                     break
-            if not done and probe_every is not None and run_probe():
-                done = True
+            train_durations.append(time.perf_counter() - epoch_start - (paused - epoch_paused))
             val_acc = self.accuracy(s.val_x, s.val_y)
             if val_acc > best_acc:
                 best_acc, best_state = val_acc, copy.deepcopy(self.net.state_dict())
                 torch.save({"state_dict": best_state, "best_acc": best_acc}, checkpoint)
+            # after validation, as Lightning's on_train_epoch_end (where AccuracyProbe probes) comes
+            if not done and probe_every is not None and run_probe():
+                done = True
             durations.append(time.perf_counter() - epoch_start - (paused - epoch_paused))
             if done:
                 break
@@ -219,9 +263,6 @@ class PlainLoop:
             data_seconds=data_time,
             step_seconds=step_time,
             probes=probes,
+            train_epochs=train_durations,
+            train_images=len(s.train_y),
         )
-
-
-def make_optimizer(name: str, params: Any, **kwargs: Any) -> torch.optim.Optimizer:
-    """``torch.optim.<name>(params, **kwargs)``."""
-    return getattr(torch.optim, name)(params, **kwargs)

@@ -20,7 +20,6 @@ hooks) and the median of the steps after the first two is reported, with the rat
 
 from __future__ import annotations
 
-import json
 import statistics
 import tempfile
 from dataclasses import dataclass
@@ -28,25 +27,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import open_dict
 
-from bench.clocks import StepClock
+from bench.clocks import train_steps_with_clock
 from bench.report import device_name, make_row
 from lit_vision.utils.hardware import cpu_has_native_bf16
 
 SEED = 42
 WARMUP_STEPS = 2
-COMMON = [
-    "callbacks=none",
-    "logger=none",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
-    "trainer.num_sanity_val_steps=0",
-    "trainer.limit_val_batches=0",
-    "trainer.max_epochs=-1",
-    "test=false",
-    f"seed={SEED}",
-]
 
 
 @dataclass(frozen=True)
@@ -141,30 +128,14 @@ def prepare_data(name: str, folder: Path, quick: bool) -> Path:
 
 def step_seconds(family: Family, data: Path, overrides: list[str], steps: int, workdir: Path) -> dict:
     """Median training-step seconds of one run (steps after the warm-up ones) and its resolved settings."""
-    from bench.compose import compose_train_config
-    from lit_vision.runs.run import train
-
     threads = torch.get_num_threads()  # a recipe may set torch_threads; every setting gets the suite's
-    cfg = compose_train_config(
-        [
-            *(o.format(data=data) for o in family.overrides),
-            *COMMON,
-            f"trainer.max_steps={steps}",
-            "torch_threads=null",
-            *overrides,
-        ],
-        workdir,
-    )
-    clock = workdir / "steps.json"
-    with open_dict(cfg):
-        cfg.callbacks = {
-            "bench_step_clock": {"_target_": f"{StepClock.__module__}.StepClock", "path": str(clock)}
-        }
+    recipe = [o.format(data=data) for o in family.overrides]
     try:
-        train(cfg)
+        measured = train_steps_with_clock(
+            [*recipe, f"seed={SEED}", "torch_threads=null", *overrides], steps, workdir
+        )
     finally:
         torch.set_num_threads(threads)
-    measured = json.loads(clock.read_text())
     timed = [r[3] for r in measured["steps"][WARMUP_STEPS:]] or [r[3] for r in measured["steps"]]
     return {"median": statistics.median(timed), **measured["settings"]}
 

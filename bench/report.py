@@ -1,10 +1,9 @@
-"""Writing benchmark rows: results.json (merged by case), results.md and the README's bench section."""
+"""Writing benchmark rows: results.json (merged by case) and results.md."""
 
 from __future__ import annotations
 
 import json
 import platform
-import re
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,6 @@ import torch
 
 from lit_vision.utils.io import atomic_write_text, write_json
 
-START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 COLUMNS = ("case", "setting", "device", "metric", "value", "baseline", "ratio", "note")
 
 
@@ -124,14 +122,7 @@ def markdown_table(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_reports(results: dict[str, Any], out_dir: Path, readme: Path | None) -> None:
-    """Write results.json and results.md; refresh the README's bench section when it has the marks."""
+def write_reports(results: dict[str, Any], out_dir: Path) -> None:
+    """Write results.json and results.md into ``out_dir``."""
     write_json(out_dir / "results.json", results)
-    table = markdown_table(results)
-    atomic_write_text(out_dir / "results.md", table)
-    if readme is not None and readme.is_file():
-        text = readme.read_text()
-        if START in text and END in text:
-            pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.S)
-            text = pattern.sub(lambda _: f"{START}\n{table}{END}", text)
-            atomic_write_text(readme, text)
+    atomic_write_text(out_dir / "results.md", markdown_table(results))

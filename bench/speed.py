@@ -22,26 +22,18 @@ from typing import Any
 import torch
 from omegaconf import open_dict
 
+from bench.clocks import EpochClock
 from bench.compose import compose_train_config
-from bench.report import device_name
+from bench.report import device_name, make_row
+from lit_vision.utils.hardware import cpu_has_native_bf16
 
 BASELINE = "32-true"
-
-
-def cpu_has_fast_bf16() -> bool:
-    """True when the CPU computes bf16 natively (AVX-512 BF16 or AMX); elsewhere torch emulates it, which
-    is one to two orders of magnitude slower than float32 (measured here on an AVX2-only VM)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def settings(cuda: bool) -> dict[str, list[str]]:
     """Setting name -> overrides. 16-mixed needs a GPU (Lightning's gradient scaler is CUDA-only); the bf16
     settings run where bf16 is native (any recent GPU, or a CPU with AVX-512 BF16 / AMX)."""
-    bf16 = cuda or cpu_has_fast_bf16()
+    bf16 = cuda or cpu_has_native_bf16()
     out = {
         "32-true": ["trainer.precision=32-true"],
         "channels_last": ["model.channels_last=true"],
@@ -61,7 +53,7 @@ def settings(cuda: bool) -> dict[str, list[str]]:
 
 
 def epoch_times(overrides: list[str], data_root: Path, epochs: int, workdir: Path) -> list[float]:
-    """Train once; return the wall time of every epoch (see ``bench.monitoring.EpochClock``)."""
+    """Train once; return the wall time of every epoch (see ``bench.clocks.EpochClock``)."""
     from lit_vision.runs.run import train
 
     clock = workdir / "epochs.json"
@@ -83,7 +75,7 @@ def epoch_times(overrides: list[str], data_root: Path, epochs: int, workdir: Pat
     )
     with open_dict(cfg):
         cfg.callbacks["epoch_clock"] = {
-            "_target_": "bench.monitoring.EpochClock",
+            "_target_": f"{EpochClock.__module__}.EpochClock",
             "path": str(clock),
         }
     train(cfg)
@@ -110,15 +102,14 @@ def run(quick: bool) -> list[dict[str, Any]]:
     base = medians[BASELINE]
     setting = f"ResNet-18, CIFAR-10-shaped, {n_train} train images, batch {32 if quick else 128}"
     return [
-        {
-            "case": "speed",
-            "setting": f"{setting}, {name}",
-            "device": device,
-            "metric": "median epoch s",
-            "value": value,
-            "baseline": base,
-            "ratio": value / base,
-            "note": f"{epochs} epochs, first left out",
-        }
+        make_row(
+            "speed",
+            f"{setting}, {name}",
+            device,
+            "median epoch s",
+            value,
+            base,
+            f"{epochs} epochs, first left out",
+        )
         for name, value in medians.items()
     ]

@@ -15,8 +15,8 @@ import torch
 from omegaconf import open_dict
 
 from bench import CASES, EXTRA_CASES
-from bench.clocks import first_reaching, step_summary
-from bench.report import make_row, markdown_table
+from bench.clocks import first_reaching, step_summary, train_images_per_s
+from bench.report import make_row, markdown_table, write_reports
 from lit_vision.utils import hardware
 from tests.helpers import ROOT, compose_cfg, without_hydra
 
@@ -100,13 +100,23 @@ def test_default_run_lays_out_the_cnn_channels_last_and_the_clocks_record_it(tmp
     assert steps["steps"][0][2] != steps["steps"][0][2]  # no gap before an epoch's first batch (NaN)
     summary = step_summary(steps["steps"])
     assert summary["batches"] == 3 and 0.0 <= summary["wait_fraction"] < 1.0
-    assert len(json.loads((tmp_path / "epochs.json").read_text())) == 2
+    assert [images for images, _ in steps["train_epochs"]] == [3 * 64, 3 * 64]
+    assert train_images_per_s(steps["train_epochs"]) == 192 / steps["train_epochs"][1][1]
+    epochs = json.loads((tmp_path / "epochs.json").read_text())
+    assert len(epochs) == 2
+    assert all(train <= epoch for (_, train), epoch in zip(steps["train_epochs"], epochs, strict=True))
     probe = json.loads((tmp_path / "probe.json").read_text())
     # every 2 steps (global steps 2, 4, 6) and at each of the 2 epoch ends, with the clock increasing
     assert [r[1] for r in probe["records"]] == [2, 3, 4, 6, 6]
     clocks = [r[0] for r in probe["records"]]
     assert clocks == sorted(clocks) and all(0.0 <= r[2] <= 1.0 for r in probe["records"])
     assert probe["train_start"] is not None
+    # the clock at each epoch's end (after validation), with the probes' own time taken off
+    assert (
+        len(probe["epoch_ends"]) == 2
+        and probe["train_start"] < probe["epoch_ends"][0] < probe["epoch_ends"][1]
+    )
+    assert probe["epoch_ends"][1] <= clocks[-1]
 
 
 def test_explicit_layout_and_nets_without_convolutions_keep_nchw(tmp_path):
@@ -199,6 +209,15 @@ def test_plain_loop_trains_probes_and_stops_at_the_target(tmp_path):
 
 
 # ----------------------------------------------------------------------------- the suite
+def test_reports_are_results_json_and_md_only_and_leave_the_readme_alone(tmp_path):
+    readme = (ROOT / "README.md").read_bytes()
+    row = make_row("case", "setting", "cpu", "s", 2.0, 4.0, "note")
+    write_reports({"cases": {"case": {"rows": [row], "seconds": 1.0}}}, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json", "results.md"]
+    assert (ROOT / "README.md").read_bytes() == readme
+    assert "bench:start" not in (ROOT / "bench" / "report.py").read_text()
+
+
 def test_rows_and_markdown():
     row = make_row("case", "setting", "cpu", "s", 2.0, 4.0, "note")
     assert row["ratio"] == 0.5 and make_row("c", "s", "d", "m", None, 4.0)["ratio"] is None
@@ -233,6 +252,7 @@ def test_bench_command_writes_results_and_reports_a_failing_case(tmp_path, monke
         assert set(row) == {"case", "setting", "device", "metric", "value", "baseline", "ratio", "note"}
     assert results["suite"]["cases"] == ["cifar10_fast"] and results["suite"]["quick"] is True
     assert "cifar10_fast (quick)" in (out / "results.md").read_text()
+    assert sorted(p.name for p in out.iterdir()) == ["results.json", "results.md"]
 
     # in-process: a case that raises gets an error row, the others still run, the exit status is 1
     from bench import __main__ as runner
