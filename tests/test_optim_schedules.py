@@ -13,6 +13,7 @@ from omegaconf import OmegaConf, open_dict
 from lit_vision.data.digits import DigitsDataModule
 from lit_vision.optim.optimizers import build_optimizer, build_scheduler
 from lit_vision.optim.schedulers import LinearWarmupLR, LrExpression, add_group_to_scheduler
+from lit_vision.tasks import base as tasks_base
 from tests.helpers import CONF_DIR, compose_cfg, without_hydra
 
 OPTIMIZERS = sorted(p.stem for p in (CONF_DIR / "optim").glob("*.yaml"))
@@ -88,7 +89,33 @@ def test_every_scheduler_config_steps(name, tmp_path):
     task, cfg = task_from([f"scheduler={name}", "trainer.max_epochs=25"], tmp_path)
     lrs = run_steps(task, task.hparams.scheduler, steps=25)
     changed = any(lr != pytest.approx(cfg.optim.lr) for lr in lrs)
-    assert changed is (name != "none"), lrs
+    # auto: the task's own schedule, a constant rate for classification (see the next test)
+    assert changed is (name not in ("none", "auto")), lrs
+
+
+@pytest.mark.parametrize(("model", "expected"), [("unet", "OneCycleLR"), ("cnn", None), ("mlp", None)])
+def test_scheduler_auto_is_the_tasks_recommended_schedule(model, expected, tmp_path, monkeypatch):
+    data = "data=cats" if model == "unet" else "data=digits"
+    cfg = without_hydra(compose_cfg([f"model={model}", data], output_dir=tmp_path))
+    assert cfg.scheduler == {"auto": True}  # the default choice
+    task = instantiate(cfg.model)
+    built = []
+    real_build = tasks_base.build_scheduler
+
+    def build_with_steps(config, optimizer, monitor, total_steps=None):
+        built.append(config)
+        return real_build(config, optimizer, monitor, total_steps=20)  # no trainer here to count steps
+
+    monkeypatch.setattr(tasks_base, "build_scheduler", build_with_steps)
+    configured = task.configure_optimizers()
+    if expected is None:
+        assert isinstance(configured, torch.optim.Optimizer) and built == [None]
+    else:
+        scheduler = configured["lr_scheduler"]
+        assert type(scheduler["scheduler"]).__name__ == expected and scheduler["interval"] == "step"
+    # an explicit choice replaces it
+    cfg = without_hydra(compose_cfg([f"model={model}", data, "scheduler=none"], output_dir=tmp_path))
+    assert isinstance(instantiate(cfg.model).configure_optimizers(), torch.optim.Optimizer)
 
 
 def test_lr_multipliers_name_the_head_whatever_it_is_called(tmp_path):

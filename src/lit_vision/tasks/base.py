@@ -273,6 +273,10 @@ class BaseTask(L.LightningModule):
         self.data_info = checkpoint.get("data_info")
 
     # ------------------------------------------------------------------ optimisation
+    def default_scheduler(self) -> dict[str, Any] | None:
+        """The learning-rate schedule of ``scheduler=auto`` (the default): none here; a task overrides it."""
+        return None
+
     def configure_optimizers(self):
         optimizer = build_optimizer(
             self.hparams.optimizer or {"_target_": "torch.optim.Adam"}, self, self.hparams.lr_multipliers
@@ -280,7 +284,10 @@ class BaseTask(L.LightningModule):
         total_steps = None
         if self._trainer is not None:
             total_steps = int(self.trainer.estimated_stepping_batches)
-        scheduler = build_scheduler(self.hparams.scheduler, optimizer, self.hparams.monitor, total_steps)
+        scheduler_config = self.hparams.scheduler
+        if scheduler_config and scheduler_config.get("auto"):
+            scheduler_config = self.default_scheduler()
+        scheduler = build_scheduler(scheduler_config, optimizer, self.hparams.monitor, total_steps)
         if scheduler is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": scheduler}

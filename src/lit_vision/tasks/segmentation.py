@@ -87,6 +87,15 @@ class SegmentationTask(BaseTask):
             **kwargs,
         )
 
+    def default_scheduler(self) -> dict[str, Any] | None:
+        """``scheduler=auto``: one cosine cycle over the run (OneCycleLR, stepped per batch).
+
+        Chosen by cross-validation on real cat photos (bench case ``cats81_cv``): without a decaying
+        schedule the validation IoU swings by up to 0.2 between epochs, so which weights get tested is luck;
+        with it the final weights are within 0.02 of the best epoch.
+        """
+        return {"_target_": "torch.optim.lr_scheduler.OneCycleLR", "pct_start": 0.3, "anneal_strategy": "cos"}
+
     def configure_losses(self) -> torch.nn.Module:
         """A SegmentationLoss from ``{name: ..., options}``, or any loss class given by ``_target_``."""
         config = dict(self.hparams.loss)
