@@ -223,6 +223,22 @@ def _kind_of(info: Mapping[str, Any]) -> str:
     return "classification"
 
 
+def classification_info(datamodule: Any, **extra: Any) -> DataInfo:
+    """The :class:`DataInfo` of an image classification DataModule: its classes (``"0"``, ``"1"``... when
+    it has no names), channels, image size and normalisation, plus ``extra`` (e.g. ``eval_transforms``)."""
+    count = datamodule.num_classes or 0
+    return DataInfo.create(
+        "classification",
+        num_classes=datamodule.num_classes,
+        in_channels=datamodule.in_channels,
+        image_size=datamodule.image_size,
+        mean=datamodule.mean,
+        std=datamodule.std,
+        class_names=datamodule.class_names or [str(i) for i in range(count)],
+        **extra,
+    )
+
+
 @runtime_checkable
 class DescribesData(Protocol):
     """A DataModule that describes its data for the task and the checkpoint."""

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from lit_vision.data.contract import DataInfo
+from lit_vision.data.contract import DataInfo, classification_info
 from lit_vision.data.image_io import BadImageError, ImageHeader, decode_image_file, inspect_image
 from lit_vision.data.resumable import EpochSampler, ResumableDataLoader
 from lit_vision.data.split_loaders import SplitDataModule
@@ -467,16 +467,7 @@ class ImageFilesDataModule(SplitDataModule):
     def data_info(self) -> DataInfo:
         """What inference needs: decode to ``in_channels``, run ``eval_transforms``, scale to [0, 1],
         normalise with ``mean``/``std``; plus class names."""
-        return DataInfo.create(
-            "classification",
-            num_classes=self.num_classes,
-            in_channels=self.in_channels,
-            image_size=self.image_size,
-            mean=self.mean,
-            std=self.std,
-            class_names=self.class_names or [str(i) for i in range(self.num_classes or 0)],
-            eval_transforms=self.eval_transform_items,
-        )
+        return classification_info(self, eval_transforms=self.eval_transform_items)
 
 
 def _plain_list(items: Sequence[Any] | None) -> list[Any]:

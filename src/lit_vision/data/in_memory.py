@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from lit_vision.data.contract import DataInfo
+from lit_vision.data.contract import DataInfo, classification_info
 from lit_vision.data.resumable import EpochSampler, ResumableDataLoader, keep_batch
 from lit_vision.data.split_loaders import SplitDataModule
 from lit_vision.data.splits import split_indices
@@ -146,15 +146,7 @@ class InMemoryImageDataModule(SplitDataModule):
 
     def data_info(self) -> DataInfo:
         """What inference needs to prepare an input like training did (stored in checkpoints)."""
-        return DataInfo.create(
-            "classification",
-            num_classes=self.num_classes,
-            in_channels=self.in_channels,
-            image_size=self.image_size,
-            mean=self.mean,
-            std=self.std,
-            class_names=self.class_names or [str(i) for i in range(self.num_classes or 0)],
-        )
+        return classification_info(self)
 
     # ----------------------------------------------------------------- internals
     def _norm_tensors(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
