@@ -29,6 +29,7 @@ from hydra.types import RunMode
 from hydra.utils import instantiate, to_absolute_path
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import Logger
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
@@ -399,6 +400,16 @@ def _interrupt_message(
         return (
             f"Training was interrupted by {signal_name}{where}. Its state is saved in {ckpt} (metrics so far in "
             f"metrics.json). Resume with:\n  {resume_command(ckpt)}"
+        )
+    if interrupt is not None and interrupt.forced:
+        return (
+            f"Training was stopped at once by a second Ctrl-C{where}; that state was not saved. The checkpoints "
+            f"written before are kept in {Path(interrupt.dirpath).absolute()}."
+        )
+    if trainer is not None and interrupt is not None and trainer.state.fn == TrainerFn.TESTING:
+        return (
+            f"The run was interrupted by {signal_name} while testing, after training; the checkpoints are kept "
+            f"in {Path(interrupt.dirpath).absolute()} (test one with train=false ckpt_path=<file>)."
         )
     return f"The run was interrupted by {signal_name}{where} before training started; nothing to resume."
 
