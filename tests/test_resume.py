@@ -81,6 +81,7 @@ def test_each_ddp_rank_gets_its_own_shard_of_the_epoch():
 
 
 # ------------------------------------------------------------------ evaluate only
+@pytest.mark.usefixtures("auto_precision")  # compares numbers of two runs
 def test_train_false_evaluates_a_checkpoint_and_rebuilds_the_task_from_it(tmp_path):
     run = tmp_path / "run"
     metrics, _ = train(without_hydra(compose_cfg([*TINY, "model.net.channels=[8,16]"], output_dir=run)))
@@ -142,6 +143,7 @@ def test_evaluate_module_uses_the_runs_own_data_options(tmp_path):
 
 
 # ------------------------------------------------------------------ reproducibility
+@pytest.mark.usefixtures("auto_precision")  # compares numbers of two runs
 def test_two_deterministic_runs_give_identical_metrics(tmp_path):
     runs = []
     for name in ("a", "b"):
@@ -192,6 +194,7 @@ def _train_epoch_aggregates(metrics: dict) -> set[str]:
     return {k for k in metrics if k.startswith("train/") and k != "train/loss_step"}
 
 
+@pytest.mark.usefixtures("auto_precision")  # compares numbers of two runs
 @pytest.mark.parametrize(("at_step", "saved_step"), [(2, 3), (6, 7)], ids=["first-epoch", "last-epoch"])
 def test_ctrl_c_then_resume_gives_the_uninterrupted_metrics(at_step, saved_step, tmp_path):
     expected = comparable(train(without_hydra(compose_cfg(EXACT, output_dir=tmp_path / "reference")))[0])
@@ -252,6 +255,8 @@ def _signal_during_second_epoch(run: Path, signum: int) -> subprocess.CompletedP
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # a job started in the background inherits Ctrl-C ignored; the run must see it as a terminal would
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
@@ -265,7 +270,9 @@ def _signal_during_second_epoch(run: Path, signum: int) -> subprocess.CompletedP
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("signum", "exit_code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+@pytest.mark.parametrize(
+    ("signum", "exit_code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"]
+)
 def test_signal_mid_epoch_then_resume_reaches_the_uninterrupted_metrics(signum, exit_code, tmp_path):
     reference = run_train_py([*RESUME_RUN, f"hydra.run.dir={tmp_path / 'reference'}"])
     assert reference.returncode == 0, reference.stderr[-3000:]

@@ -110,3 +110,32 @@ def test_ddp_inside_a_local_sweep_starts_the_processes_of_each_job(tmp_path):
         metrics = json.loads((sweep / job / "metrics.json").read_text())
         assert metrics["status"] == "completed" and metrics["global_step"] == 3  # limit_train_batches=3
         assert (sweep / job / "train_ddp_process_1.log").is_file()
+
+
+# ------------------------------------------------------------------ forcing what `auto` precision resolves to
+@pytest.mark.parametrize("forced", ["bf16-mixed", "32-true"])
+def test_the_environment_forces_the_auto_precision(forced, monkeypatch):
+    from lit_vision.utils.hardware import auto_precision
+
+    monkeypatch.setenv("LIT_VISION_AUTO_PRECISION", forced)
+    assert auto_precision("cpu") == auto_precision("auto") == forced
+    assert compose_cfg([]).trainer.precision == forced
+    assert compose_cfg(["trainer.precision=16-mixed"]).trainer.precision == "16-mixed"  # explicit wins
+    monkeypatch.setenv("LIT_VISION_AUTO_PRECISION", "detect")
+    assert auto_precision("cpu") in ("bf16-mixed", "32-true")
+
+
+def test_a_bad_forced_precision_names_the_variable(monkeypatch):
+    from lit_vision.errors import UserError
+    from lit_vision.utils.hardware import auto_precision
+
+    monkeypatch.setenv("LIT_VISION_AUTO_PRECISION", "fp8")
+    with pytest.raises(UserError, match=r"LIT_VISION_AUTO_PRECISION='fp8' is not one of bf16-mixed, 32-true"):
+        auto_precision("cpu")
+
+
+def test_the_auto_precision_fixture_reaches_the_run(auto_precision, tmp_path):
+    """What every test using the fixture relies on: the run trains under the forced resolution."""
+    seen = run_with_probe(tmp_path, "trainer.accelerator=cpu")
+    assert seen["precision"] == auto_precision
+    assert seen["output_dtype"] == (torch.bfloat16 if auto_precision == "bf16-mixed" else torch.float32)

@@ -4,6 +4,8 @@
   device computes bf16 natively (a CUDA GPU with bf16 support; a CPU with AVX-512 BF16 or AMX), else
   ``32-true``. Elsewhere bf16 is emulated and many times slower than float32 (measured on an AVX2-only
   CPU: 7-25x for convolution nets; see the ``precision`` benchmark). Any explicit value overrides it.
+  ``LIT_VISION_AUTO_PRECISION=bf16-mixed`` or ``=32-true`` forces what ``auto`` resolves to on any machine
+  (the test suite runs its precision-sensitive tests under both); unset or ``detect``: the hardware decides.
 - ``model.channels_last: auto`` stores convolution nets in NHWC where that layout is the fast one: on CPUs
   (oneDNN's convolution and pooling kernels are NHWC-native) and on GPUs under 16/bf16 precision (tensor
   cores); not for nets without 2-D convolutions, and not for float32 on a GPU.
@@ -12,12 +14,18 @@
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any
 
 import torch
 from torch import nn
 
+from lit_vision.errors import UserError
+
 AUTO = "auto"
+# Environment variable that forces what ``auto`` precision resolves to, and the values it takes.
+AUTO_PRECISION_ENV = "LIT_VISION_AUTO_PRECISION"
+AUTO_PRECISION_CHOICES = ("bf16-mixed", "32-true")
 
 
 @functools.cache
@@ -49,8 +57,26 @@ def accelerator_kind(accelerator: Any) -> str:
     return "other"
 
 
+def forced_auto_precision() -> str | None:
+    """The precision ``LIT_VISION_AUTO_PRECISION`` forces ``auto`` to, or None (unset / ``detect``)."""
+    value = os.environ.get(AUTO_PRECISION_ENV, "").strip().lower()
+    if value in ("", "detect"):
+        return None
+    if value not in AUTO_PRECISION_CHOICES:
+        raise UserError(
+            f"{AUTO_PRECISION_ENV}={value!r} is not one of {', '.join(AUTO_PRECISION_CHOICES)} (or detect): it "
+            "forces what the default trainer.precision resolves to; unset it to let the hardware decide, or "
+            "set trainer.precision=... for one run."
+        )
+    return value
+
+
 def auto_precision(accelerator: Any = AUTO) -> str:
-    """The precision ``trainer.precision`` resolves to by default for ``accelerator``."""
+    """The precision ``trainer.precision`` resolves to by default for ``accelerator``
+    (``LIT_VISION_AUTO_PRECISION`` overrides the hardware's choice)."""
+    forced = forced_auto_precision()
+    if forced is not None:
+        return forced
     kind = accelerator_kind(accelerator)
     if kind == "cuda" and cuda_has_native_bf16():
         return "bf16-mixed"
