@@ -42,6 +42,7 @@ from lit_vision.inference.checkpoint import (
     load_task_from_checkpoint,
 )
 from lit_vision.utils.distributed import is_ddp_child, process_rank
+from lit_vision.utils.hardware import check_devices
 from lit_vision.utils.io import write_json
 from lit_vision.utils.metrics import to_float_dict
 from lit_vision.utils.reporting import SIGNAL_EXIT_CODES, quiet_known_noise, report_user_error
@@ -264,6 +265,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], float | None]:
     interrupt: InterruptCheckpoint | None = None
     try:
         validate_run_keys(cfg)
+        trainer_cfg = cfg.get("trainer") or {}
+        check_devices(trainer_cfg.get("accelerator", "auto"), trainer_cfg.get("devices", "auto"))
         seed = resolve_seed(cfg.get("seed"))
         L.seed_everything(seed, workers=True, verbose=False)
         if cfg.get("torch_threads"):

@@ -104,3 +104,69 @@ def wants_channels_last(
         return True
     half = any(tag in str(precision) for tag in ("16", "bf16"))
     return device.type == "cuda" and half
+
+
+def usable_cpu_count() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one, else all of them)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _requested_count(devices: Any) -> tuple[int | None, list[int]]:
+    """``(count, explicit indices)`` asked for by a Trainer ``devices`` value; count None for ``auto``/-1."""
+    if isinstance(devices, str):
+        text = devices.strip()
+        if text.lower() in ("auto", "-1", ""):
+            return None, []
+        if "," in text:
+            indices = [int(part) for part in text.split(",") if part.strip()]
+            return len(indices), indices
+        devices = int(text)
+    if isinstance(devices, (list, tuple)) or hasattr(devices, "__iter__"):
+        indices = [int(d) for d in devices]
+        return len(indices), indices
+    count = int(devices)
+    return (None, []) if count == -1 else (count, [])
+
+
+def check_devices(accelerator: Any, devices: Any) -> None:
+    """Raise :class:`UserError` when ``trainer.devices`` asks for more than this machine has: CPU cores for a
+    CPU run (each device is a process), visible CUDA GPUs for a GPU run. Checked before any process starts."""
+    try:
+        count, indices = _requested_count(devices)
+    except (TypeError, ValueError):
+        raise UserError(
+            f"trainer.devices={devices!r} is not a device count: use a number (trainer.devices=2), a list of "
+            "GPU indices (trainer.devices=[0,1]), -1 (all) or auto."
+        ) from None
+    if count is None:
+        return
+    if count < 1:
+        raise UserError(f"trainer.devices={devices!r}: at least one device is needed (or -1 / auto for all).")
+    kind = accelerator_kind(accelerator)
+    if kind == "cpu":
+        have = usable_cpu_count()
+        if count > have:
+            raise UserError(
+                f"trainer.devices={devices!r} asks for {count} CPU processes, but this machine has {have} CPU "
+                f"core(s) this process may use: set trainer.devices to at most {have} (each device is one "
+                "training process)."
+            )
+    elif kind == "cuda":
+        have = torch.cuda.device_count()
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        where = f" (CUDA_VISIBLE_DEVICES={visible})" if visible is not None else ""
+        if have == 0:
+            raise UserError(
+                f"trainer.accelerator={accelerator!r} with trainer.devices={devices!r} asks for GPUs, but no "
+                f"CUDA GPU is visible{where}: use trainer=cpu, or run on a machine with a GPU."
+            )
+        beyond = [i for i in indices if not 0 <= i < have]
+        if count > have or beyond:
+            asked = f"GPU indices {indices}" if indices else f"{count} GPUs"
+            raise UserError(
+                f"trainer.devices={devices!r} asks for {asked}, but {have} CUDA GPU(s) are visible{where}: "
+                f"set trainer.devices to at most {have} (or indices 0..{have - 1})."
+            )
