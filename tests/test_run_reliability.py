@@ -239,3 +239,31 @@ def test_killing_a_run_while_it_writes_a_checkpoint_leaves_the_previous_one_load
     checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
     assert checkpoint["global_step"] >= 1 and "state_dict" in checkpoint
     assert sum(t.numel() for t in checkpoint["state_dict"].values()) > 3_000_000
+
+
+# ------------------------------------------------------------------ Trainer switches and empty training
+@pytest.mark.parametrize("key", ["max_epochs", "max_steps", "limit_train_batches"])
+def test_a_run_that_would_train_nothing_is_refused(key, tmp_path):
+    from lit_vision.errors import UserError
+
+    cfg = without_hydra(compose_cfg([*TINY, f"trainer.{key}=0"], output_dir=tmp_path))
+    with pytest.raises(UserError, match=rf"trainer.{key}=0 trains nothing, and the run would then test untrained"):
+        train(cfg)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["status"] == "failed" and "trains nothing" in metrics["error"]
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_trainer_switches_turn_their_callbacks_off(tmp_path):
+    """enable_progress_bar=false / enable_checkpointing=false with the progress bar and checkpoint callbacks
+    configured (the defaults): Lightning would refuse both combinations; here those callbacks are left out."""
+    base = [o for o in TINY if not o.startswith("callbacks=")]
+    quiet = [*base, "callbacks=[model_checkpoint,progress_bar]", "trainer.enable_progress_bar=false"]
+    metrics, _ = train(without_hydra(compose_cfg(quiet, output_dir=tmp_path / "quiet")))
+    assert metrics["status"] == "completed" and metrics["global_step"] == 8
+    assert metrics["best_model_path"]  # the checkpoint callback stays
+
+    unsaved = [*base, "callbacks=[model_checkpoint,progress_bar]", "trainer.enable_checkpointing=false"]
+    metrics, _ = train(without_hydra(compose_cfg(unsaved, output_dir=tmp_path / "unsaved")))
+    assert metrics["status"] == "completed" and metrics["tested_weights"] == "last"
+    assert not (tmp_path / "unsaved" / "checkpoints").exists()

@@ -27,7 +27,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate, to_absolute_path
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, Checkpoint, ModelCheckpoint, ProgressBar
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -138,6 +138,14 @@ def validate_run_keys(cfg: DictConfig) -> None:
         path = Path(to_absolute_path(str(ckpt))) if HydraConfig.initialized() else Path(str(ckpt))
         if not path.is_file():
             raise UserError(f"ckpt_path={ckpt}: no such checkpoint file ({path}).")
+    if cfg.get("train", True):
+        trainer = cfg.get("trainer") or {}
+        for key in ("max_epochs", "max_steps", "limit_train_batches"):
+            if trainer.get(key) is not None and not isinstance(trainer.get(key), bool) and trainer[key] == 0:
+                raise UserError(
+                    f"trainer.{key}=0 trains nothing, and the run would then test untrained weights: give it at "
+                    "least 1, or evaluate a checkpoint with train=false ckpt_path=<file.ckpt>."
+                )
     if not cfg.get("train", True):
         if ckpt is None:
             raise UserError("train=false evaluates a checkpoint: give it with ckpt_path=<file.ckpt>.")
@@ -168,6 +176,14 @@ def optimized_value(cfg: DictConfig, metrics: dict[str, Any]) -> float | None:
         return metrics["best_model_score"]
     value = metrics.get(name)
     return None if value is None else float(value)
+
+
+def drop_switched_off_callbacks(callbacks: list[Callback], trainer_cfg: Any) -> list[Callback]:
+    """Leave out the callbacks a Trainer switch turns off: ``enable_progress_bar=false`` drops progress bars,
+    ``enable_checkpointing=false`` checkpoint callbacks (Lightning refuses either combination otherwise)."""
+    switches = ((ProgressBar, "enable_progress_bar"), (Checkpoint, "enable_checkpointing"))
+    off = tuple(kind for kind, key in switches if (trainer_cfg or {}).get(key) is False)
+    return [c for c in callbacks if not isinstance(c, off)] if off else callbacks
 
 
 def safety_callbacks(callbacks: list[Callback], checkpoint_dir: Path) -> InterruptCheckpoint:
@@ -298,7 +314,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], float | None]:
             task = load_task_from_checkpoint(ckpt_path, cfg.get("model"))
             check_data_fits_task(task, datamodule, ckpt_path)
             log.info("Evaluating %s", ckpt_path)
-        callbacks: list[Callback] = instantiate_dict(cfg.get("callbacks"))
+        callbacks = drop_switched_off_callbacks(instantiate_dict(cfg.get("callbacks")), cfg.get("trainer"))
         interrupt = safety_callbacks(callbacks, output_dir / "checkpoints")
         loggers: list[Logger] = instantiate_dict(cfg.get("logger"))
         trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
