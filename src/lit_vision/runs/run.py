@@ -41,6 +41,7 @@ from lit_vision.inference.checkpoint import (
     check_data_fits_task,
     load_task_from_checkpoint,
 )
+from lit_vision.utils.checkpoint_io import disk_full_error, is_disk_full
 from lit_vision.utils.distributed import is_ddp_child, process_rank
 from lit_vision.utils.hardware import check_devices
 from lit_vision.utils.io import write_json
@@ -339,7 +340,10 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], float | None]:
         metrics["error"] = (
             f"interrupted by {signal_name}" if signal_name else _one_line(find_user_error(exc) or exc)
         )
-        _finish_metrics(cfg, metrics, output_dir, rank_zero)
+        try:
+            _finish_metrics(cfg, metrics, output_dir, rank_zero)
+        except OSError as write_error:  # e.g. the full disk that stopped the run: report the first error
+            log.error("metrics.json could not be written: %s", write_error)
         if signal_name:
             raise RunInterrupted(_interrupt_message(signal_name, trainer, interrupt), signal_name) from exc
         raise
@@ -433,6 +437,15 @@ def _interrupt_message(
     return f"The run was interrupted by {signal_name}{where} before training started; nothing to resume."
 
 
+def _written_path(exc: BaseException) -> str | None:
+    """The file an ``OSError`` (or the error it caused) names, if any."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.filename:
+            return str(exc.filename)
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def failed_value(cfg: DictConfig) -> float:
     """What a failed job reports to the sweeper: the worst possible value, so a search moves away from it."""
     return -math.inf if optimized_mode(cfg) == "max" else math.inf
@@ -454,6 +467,8 @@ def run_task(cfg: DictConfig) -> float | None:
         raise SystemExit(exc.exit_code) from None
     except Exception as exc:
         user_error = find_user_error(exc)  # also when a constructor called by instantiate raised it
+        if user_error is None and is_disk_full(exc):
+            user_error = disk_full_error(_written_path(exc) or cfg.paths.output_dir, "into")
         if is_multirun():
             if user_error is not None:
                 log.error("Job failed: %s", user_error)
