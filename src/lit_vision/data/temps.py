@@ -150,11 +150,16 @@ class TemperatureDataModule(TabularDataModule):
         categorical: Sequence[str] | None = ("week",),
         drop: Sequence[str] | None = ("friend",),
         date: str | Sequence[str] | None = ("year", "month", "day"),
+        default_data_dir: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(path=path, target=target, categorical=categorical, drop=drop, date=date, **kwargs)
         self.data_dir = Path(str(data_dir)).expanduser()
         self.window_days = int(window_days)
+        # Only the project's data folder may be created for the embedded table; a folder the user names
+        # must exist (a typo must not quietly get a fresh copy of the sample).
+        default = Path(str(default_data_dir)).expanduser() if default_data_dir is not None else self.data_dir
+        self.may_create_data_dir = self.data_dir.absolute() == default.absolute()
 
     def embedded_path(self) -> Path:
         """Where the embedded table is written (when ``path`` is null)."""
@@ -163,6 +168,12 @@ class TemperatureDataModule(TabularDataModule):
     def prepare_data(self) -> None:
         if self.path is None and not self.embedded_path().is_file():
             target = self.embedded_path()
+            if not self.may_create_data_dir and not self.data_dir.is_dir():
+                raise UserError(
+                    f"data.data_dir={self.data_dir} does not exist. Check the path: the embedded temperature "
+                    "table is written into a folder you name only when it exists (leave data.data_dir out to "
+                    "use the project's data folder), or set data.path to your own temps.csv."
+                )
             try:
                 write_temps_csv(target, window_days=self.window_days)
             except OSError as exc:
