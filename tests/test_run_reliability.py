@@ -247,7 +247,9 @@ def test_a_run_that_would_train_nothing_is_refused(key, tmp_path):
     from lit_vision.errors import UserError
 
     cfg = without_hydra(compose_cfg([*TINY, f"trainer.{key}=0"], output_dir=tmp_path))
-    with pytest.raises(UserError, match=rf"trainer.{key}=0 trains nothing, and the run would then test untrained"):
+    with pytest.raises(
+        UserError, match=rf"trainer.{key}=0 trains nothing, and the run would then test untrained"
+    ):
         train(cfg)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["status"] == "failed" and "trains nothing" in metrics["error"]
@@ -324,4 +326,7 @@ def test_a_full_disk_is_one_paragraph_without_traceback(tmp_path, monkeypatch, c
         run_task(without_hydra(compose_cfg(TINY, output_dir=tmp_path)))
     assert stopped.value.code == 2
     err = flat(capsys.readouterr().err)
-    assert err.startswith("Error: No space left on device while writing the checkpoint") and "Traceback" not in err
+    assert (
+        err.startswith("Error: No space left on device while writing the checkpoint")
+        and "Traceback" not in err
+    )

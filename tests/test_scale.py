@@ -154,7 +154,9 @@ def test_more_cpu_devices_than_cores_is_refused_before_any_process_starts(tmp_pa
     monkeypatch.setattr(_SubprocessScriptLauncher, "launch", no_fork)
     cores = usable_cpu_count()
     for trainer in ("trainer=cpu", "trainer=ddp_cpu"):
-        cfg = without_hydra(compose_cfg([*TINY, trainer, f"trainer.devices={cores + 97}"], output_dir=tmp_path))
+        cfg = without_hydra(
+            compose_cfg([*TINY, trainer, f"trainer.devices={cores + 97}"], output_dir=tmp_path)
+        )
         with pytest.raises(UserError) as refused:
             train(cfg)
         message = str(refused.value)
@@ -179,7 +181,9 @@ def test_devices_within_the_machine_pass_and_gpus_are_counted(monkeypatch):
     check_devices("gpu", 2)
     check_devices("gpu", [0, 1])
     check_devices("gpu", "0,1")
-    with pytest.raises(UserError, match=r"trainer.devices=4 asks for 4 GPUs, but 2 CUDA GPU\(s\) are visible"):
+    with pytest.raises(
+        UserError, match=r"trainer.devices=4 asks for 4 GPUs, but 2 CUDA GPU\(s\) are visible"
+    ):
         check_devices("gpu", 4)
     with pytest.raises(UserError, match=r"asks for GPU indices \[1, 2\], but 2 CUDA GPU\(s\)"):
         check_devices("gpu", [1, 2])
