@@ -330,3 +330,20 @@ def test_a_full_disk_is_one_paragraph_without_traceback(tmp_path, monkeypatch, c
         err.startswith("Error: No space left on device while writing the checkpoint")
         and "Traceback" not in err
     )
+
+
+def test_a_full_disk_on_any_other_write_is_the_same_paragraph(tmp_path, monkeypatch, capsys):
+    """metrics.json at the end of the run (any file but a checkpoint): the paragraph names that file."""
+    from lit_vision.runs import run
+
+    def full(path, data):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(run, "write_json", full)
+    with pytest.raises(SystemExit) as stopped:
+        run.run_task(without_hydra(compose_cfg(TINY, output_dir=tmp_path)))
+    assert stopped.value.code == 2
+    err = flat(capsys.readouterr().err)
+    assert err.startswith(f"Error: No space left on device while writing into {tmp_path}/metrics.json")
+    assert "Traceback" not in err
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()  # what the run wrote before stays

@@ -142,7 +142,8 @@ def validate_run_keys(cfg: DictConfig) -> None:
     if cfg.get("train", True):
         trainer = cfg.get("trainer") or {}
         for key in ("max_epochs", "max_steps", "limit_train_batches"):
-            if trainer.get(key) is not None and not isinstance(trainer.get(key), bool) and trainer[key] == 0:
+            value = trainer.get(key)
+            if value is not None and not isinstance(value, bool) and value == 0:
                 raise UserError(
                     f"trainer.{key}=0 trains nothing, and the run would then test untrained weights: give it at "
                     "least 1, or evaluate a checkpoint with train=false ckpt_path=<file.ckpt>."
@@ -439,9 +440,11 @@ def _interrupt_message(
 
 def _written_path(exc: BaseException) -> str | None:
     """The file an ``OSError`` (or the error it caused) names, if any."""
-    while exc is not None:
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
         if isinstance(exc, OSError) and exc.filename:
             return str(exc.filename)
+        seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
     return None
 
