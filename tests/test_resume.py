@@ -233,6 +233,29 @@ def test_a_second_ctrl_c_stops_at_once_and_saves_nothing(tmp_path):
     assert not (tmp_path / "checkpoints" / "last.ckpt").exists()  # a half-done batch is never saved
 
 
+def test_the_graceful_ctrl_c_is_installed_only_where_it_is_safe(tmp_path):
+    """One process: installed (and Lightning's teardown puts the previous handler back). Under DDP, or where
+    Ctrl-C is ignored (a background job), the handler is left alone."""
+    from types import SimpleNamespace
+
+    from lit_vision.callbacks.safety import InterruptCheckpoint
+
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        for world_size, start, installed in (
+            (1, previous, True),
+            (2, previous, False),
+            (1, signal.SIG_IGN, False),
+        ):
+            signal.signal(signal.SIGINT, start)
+            callback = InterruptCheckpoint(tmp_path)
+            callback.on_train_start(SimpleNamespace(world_size=world_size), None)
+            now = signal.getsignal(signal.SIGINT)
+            assert (getattr(now, "__self__", None) is callback) is installed, (world_size, start)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 # ------------------------------------------------------------------ SIGTERM / Ctrl-C and resume, end to end
 RESUME_RUN = [
     "trainer.max_epochs=3",

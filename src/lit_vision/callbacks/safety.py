@@ -44,11 +44,12 @@ class InterruptCheckpoint(Callback):
     nothing else. ``reason`` says what happened ("SIGINT" or "SIGTERM"), ``ckpt_path`` where the state went.
 
     Python turns Ctrl-C into a ``KeyboardInterrupt`` wherever the main thread is, often halfway through a
-    batch (started but not completed: a checkpoint of that state resumes one step short). So while the
-    Trainer runs, the first SIGINT is handed to Lightning's SIGTERM handler instead: the run stops at the
-    next batch boundary exactly as on SIGTERM (DDP ranks included) and the state saved is a consistent one.
-    A second SIGINT raises ``KeyboardInterrupt`` at once and nothing is saved (``saved`` stays false, the
-    checkpoints written earlier are kept).
+    batch (started but not completed: a checkpoint of that state resumes one step short). So while a
+    one-process Trainer runs, the first SIGINT is handed to Lightning's SIGTERM handler instead: the run
+    stops at the next batch boundary exactly as on SIGTERM, and the state saved is a consistent one. A
+    second SIGINT raises ``KeyboardInterrupt`` at once and nothing is saved (``saved`` stays false, the
+    checkpoints written earlier are kept). Under DDP Ctrl-C keeps Lightning's immediate stop (see
+    ``_install_sigint_handler``).
     """
 
     def __init__(self, dirpath: str | Path, filename: str = "last") -> None:
@@ -82,6 +83,10 @@ class InterruptCheckpoint(Callback):
         self._loop_started = True  # the checkpoint (if any) is restored: the state is worth saving
         if threading.current_thread() is not threading.main_thread():
             return
+        if trainer.world_size > 1:
+            # Lightning 2.6's SIGTERM stop under DDP can leave the ranks' collectives out of step (it broadcasts
+            # from inside the signal handler) and hang; Ctrl-C keeps Lightning's immediate stop there.
+            return
         current = signal.getsignal(signal.SIGINT)
         if current is signal.SIG_IGN or getattr(current, "__self__", None) is self:
             return  # Ctrl-C ignored (a background job), or already ours
@@ -98,7 +103,7 @@ class InterruptCheckpoint(Callback):
             "Ctrl-C: stopping after the current batch and saving the state (press Ctrl-C again to stop at "
             "once, without saving)."
         )
-        graceful(signum, frame)
+        graceful(signal.SIGTERM, frame)
 
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
