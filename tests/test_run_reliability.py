@@ -240,3 +240,111 @@ def test_killing_a_run_while_it_writes_a_checkpoint_leaves_the_previous_one_load
     checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
     assert checkpoint["global_step"] >= 1 and "state_dict" in checkpoint
     assert sum(t.numel() for t in checkpoint["state_dict"].values()) > 3_000_000
+
+
+# ------------------------------------------------------------------ Trainer switches and empty training
+@pytest.mark.parametrize("key", ["max_epochs", "max_steps", "limit_train_batches"])
+def test_a_run_that_would_train_nothing_is_refused(key, tmp_path):
+    from lit_vision.errors import UserError
+
+    cfg = without_hydra(compose_cfg([*TINY, f"trainer.{key}=0"], output_dir=tmp_path))
+    with pytest.raises(
+        UserError, match=rf"trainer.{key}=0 trains nothing, and the run would then test untrained"
+    ):
+        train(cfg)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["status"] == "failed" and "trains nothing" in metrics["error"]
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_trainer_switches_turn_their_callbacks_off(tmp_path):
+    """enable_progress_bar=false / enable_checkpointing=false with the progress bar and checkpoint callbacks
+    configured (the defaults): Lightning would refuse both combinations; here those callbacks are left out."""
+    base = [o for o in TINY if not o.startswith("callbacks=")]
+    quiet = [*base, "callbacks=[model_checkpoint,progress_bar]", "trainer.enable_progress_bar=false"]
+    metrics, _ = train(without_hydra(compose_cfg(quiet, output_dir=tmp_path / "quiet")))
+    assert metrics["status"] == "completed" and metrics["global_step"] == 8
+    assert metrics["best_model_path"]  # the checkpoint callback stays
+
+    unsaved = [*base, "callbacks=[model_checkpoint,progress_bar]", "trainer.enable_checkpointing=false"]
+    metrics, _ = train(without_hydra(compose_cfg(unsaved, output_dir=tmp_path / "unsaved")))
+    assert metrics["status"] == "completed" and metrics["tested_weights"] == "last"
+    assert not (tmp_path / "unsaved" / "checkpoints").exists()
+
+
+# ------------------------------------------------------------------ disk full
+def _disk_fills_after(monkeypatch, writes: int, error: BaseException) -> None:
+    """The checkpoint writer succeeds ``writes`` times, then fails with ``error`` (a full disk)."""
+    from lit_vision.utils import checkpoint_io
+
+    calls = {"n": 0}
+    real = checkpoint_io.write_bytes
+
+    def write_bytes(handle, data):
+        calls["n"] += 1
+        if calls["n"] > writes:
+            handle.write(bytes(data)[:100])  # a partial file, as a full disk leaves it
+            raise error
+        real(handle, data)
+
+    monkeypatch.setattr(checkpoint_io, "write_bytes", write_bytes)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        OSError(28, "No space left on device"),
+        RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 4224 vs 4112"),
+    ],
+    ids=["ENOSPC", "torch-writer"],
+)
+def test_a_full_disk_names_the_file_and_keeps_what_was_written(error, tmp_path, monkeypatch):
+    from lit_vision.utils import checkpoint_io
+    from lit_vision.utils.checkpoint_io import DiskFullError
+
+    if isinstance(error, RuntimeError):  # torch's message has no errno: the free space tells
+        usage = checkpoint_io.shutil.disk_usage(tmp_path)
+        monkeypatch.setattr(checkpoint_io.shutil, "disk_usage", lambda _: usage._replace(free=4096))
+    _disk_fills_after(monkeypatch, writes=2, error=error)  # epoch 0's best and last checkpoints fit
+    with pytest.raises(DiskFullError) as full:
+        train(without_hydra(compose_cfg(TINY, output_dir=tmp_path)))
+    message = flat(str(full.value))
+    assert message.startswith(f"No space left on device while writing the checkpoint {tmp_path}/checkpoints/")
+    assert "Nothing written before was lost" in message
+    checkpoints = tmp_path / "checkpoints"
+    assert not [p for p in checkpoints.iterdir() if p.suffix == ".tmp"]  # the partial file is gone
+    last = torch.load(checkpoints / "last.ckpt", map_location="cpu", weights_only=False)
+    assert last["global_step"] == 4  # epoch 0's checkpoint, intact
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["status"] == "failed" and metrics["error"].startswith("No space left on device")
+
+
+def test_a_full_disk_is_one_paragraph_without_traceback(tmp_path, monkeypatch, capsys):
+    from lit_vision.runs.run import run_task
+
+    _disk_fills_after(monkeypatch, writes=0, error=OSError(28, "No space left on device"))
+    with pytest.raises(SystemExit) as stopped:
+        run_task(without_hydra(compose_cfg(TINY, output_dir=tmp_path)))
+    assert stopped.value.code == 2
+    err = flat(capsys.readouterr().err)
+    assert (
+        err.startswith("Error: No space left on device while writing the checkpoint")
+        and "Traceback" not in err
+    )
+
+
+def test_a_full_disk_on_any_other_write_is_the_same_paragraph(tmp_path, monkeypatch, capsys):
+    """metrics.json at the end of the run (any file but a checkpoint): the paragraph names that file."""
+    from lit_vision.runs import run
+
+    def full(path, data):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(run, "write_json", full)
+    with pytest.raises(SystemExit) as stopped:
+        run.run_task(without_hydra(compose_cfg(TINY, output_dir=tmp_path)))
+    assert stopped.value.code == 2
+    err = flat(capsys.readouterr().err)
+    assert err.startswith(f"Error: No space left on device while writing into {tmp_path}/metrics.json")
+    assert "Traceback" not in err
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()  # what the run wrote before stays

@@ -110,3 +110,90 @@ def test_ddp_inside_a_local_sweep_starts_the_processes_of_each_job(tmp_path):
         metrics = json.loads((sweep / job / "metrics.json").read_text())
         assert metrics["status"] == "completed" and metrics["global_step"] == 3  # limit_train_batches=3
         assert (sweep / job / "train_ddp_process_1.log").is_file()
+
+
+# ------------------------------------------------------------------ forcing what `auto` precision resolves to
+@pytest.mark.parametrize("forced", ["bf16-mixed", "32-true"])
+def test_the_environment_forces_the_auto_precision(forced, monkeypatch):
+    from lit_vision.utils.hardware import auto_precision
+
+    monkeypatch.setenv("LIT_VISION_AUTO_PRECISION", forced)
+    assert auto_precision("cpu") == auto_precision("auto") == forced
+    assert compose_cfg([]).trainer.precision == forced
+    assert compose_cfg(["trainer.precision=16-mixed"]).trainer.precision == "16-mixed"  # explicit wins
+    monkeypatch.setenv("LIT_VISION_AUTO_PRECISION", "detect")
+    assert auto_precision("cpu") in ("bf16-mixed", "32-true")
+
+
+def test_a_bad_forced_precision_names_the_variable(monkeypatch):
+    from lit_vision.errors import UserError
+    from lit_vision.utils.hardware import auto_precision
+
+    monkeypatch.setenv("LIT_VISION_AUTO_PRECISION", "fp8")
+    with pytest.raises(UserError, match=r"LIT_VISION_AUTO_PRECISION='fp8' is not one of bf16-mixed, 32-true"):
+        auto_precision("cpu")
+
+
+def test_the_auto_precision_fixture_reaches_the_run(auto_precision, tmp_path):
+    """What every test using the fixture relies on: the run trains under the forced resolution."""
+    seen = run_with_probe(tmp_path, "trainer.accelerator=cpu")
+    assert seen["precision"] == auto_precision
+    assert seen["output_dtype"] == (torch.bfloat16 if auto_precision == "bf16-mixed" else torch.float32)
+
+
+# ------------------------------------------------------------------ devices against what the machine has
+def test_more_cpu_devices_than_cores_is_refused_before_any_process_starts(tmp_path, monkeypatch):
+    from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
+
+    from lit_vision.errors import UserError
+    from lit_vision.utils.hardware import usable_cpu_count
+
+    def no_fork(*args, **kwargs):
+        raise AssertionError("a training process was started")
+
+    monkeypatch.setattr(_SubprocessScriptLauncher, "launch", no_fork)
+    cores = usable_cpu_count()
+    for trainer in ("trainer=cpu", "trainer=ddp_cpu"):
+        cfg = without_hydra(
+            compose_cfg([*TINY, trainer, f"trainer.devices={cores + 97}"], output_dir=tmp_path)
+        )
+        with pytest.raises(UserError) as refused:
+            train(cfg)
+        message = str(refused.value)
+        assert f"trainer.devices={cores + 97} asks for {cores + 97} CPU processes" in message
+        assert f"this machine has {cores} CPU core(s)" in message
+    assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "failed"
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_devices_within_the_machine_pass_and_gpus_are_counted(monkeypatch):
+    from lit_vision.errors import UserError
+    from lit_vision.utils.hardware import check_devices, usable_cpu_count
+
+    for ok in ("auto", -1, "-1", 1, "1", usable_cpu_count()):
+        check_devices("cpu", ok)
+    with pytest.raises(UserError, match=r"trainer.devices=0: at least one device"):
+        check_devices("cpu", 0)
+    with pytest.raises(UserError, match=r"trainer.devices='two' is not a device count"):
+        check_devices("cpu", "two")
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    check_devices("gpu", 2)
+    check_devices("gpu", [0, 1])
+    check_devices("gpu", "0,1")
+    with pytest.raises(
+        UserError, match=r"trainer.devices=4 asks for 4 GPUs, but 2 CUDA GPU\(s\) are visible"
+    ):
+        check_devices("gpu", 4)
+    with pytest.raises(UserError, match=r"asks for GPU indices \[1, 2\], but 2 CUDA GPU\(s\)"):
+        check_devices("gpu", [1, 2])
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    with pytest.raises(UserError, match=r"asks for GPUs, but no CUDA GPU is visible"):
+        check_devices("gpu", 1)
+
+
+def test_too_many_devices_is_one_paragraph_from_train_py(tmp_path):
+    proc = run_train_py(["trainer=cpu", "trainer.devices=99", "logger=none", f"hydra.run.dir={tmp_path}"])
+    assert proc.returncode == 2
+    assert "Error: trainer.devices=99 asks for 99 CPU processes" in " ".join(proc.stderr.split())
+    assert "Traceback" not in proc.stderr + proc.stdout

@@ -52,6 +52,7 @@ def scored_test_loss(checkpoint, run_dir) -> float:
     return float(trainer.test(task, datamodule=instantiate(cfg.data), verbose=False)[0]["test/loss"])
 
 
+@pytest.mark.usefixtures("auto_precision")  # a run's test loss against a re-scoring
 def test_best_and_last_score_their_own_weights(tmp_path):
     best = fit(tmp_path / "best", "best")
     last = fit(tmp_path / "last", "last")

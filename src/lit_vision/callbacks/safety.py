@@ -1,7 +1,8 @@
 """Run-safety callbacks that ``lit_vision.runs.run`` adds to every training run.
 
-- :class:`InterruptCheckpoint`: Ctrl-C or SIGTERM (Lightning turns SIGTERM into an exception at the next
-  batch boundary) writes ``checkpoints/last.ckpt`` with the full loop state, so the run resumes exactly.
+- :class:`InterruptCheckpoint`: Ctrl-C or SIGTERM writes ``checkpoints/last.ckpt`` with the full loop state,
+  so the run resumes exactly. Lightning turns SIGTERM into an exception at the next batch boundary; Ctrl-C
+  is routed through the same path (a second Ctrl-C stops at once, without saving).
 - :class:`FiniteLossGuard`: a NaN/inf training loss stops the run before that update is applied, naming the
   step, so neither the weights nor any checkpoint are ever replaced by a diverged model.
 - :class:`ExactResume`: stores the RNG states in every checkpoint and restores them, with the data-loader
@@ -10,8 +11,11 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import random
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +27,8 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from lit_vision.errors import UserError
+
+log = logging.getLogger("lit_vision")
 
 
 class NonFiniteLossError(UserError):
@@ -36,6 +42,14 @@ class InterruptCheckpoint(Callback):
     ``ckpt_path`` silently resume from the newest "last" checkpoint in the folder; this callback saves only on
     an interruption (a bug or a non-finite loss must not replace the last good checkpoint) and changes
     nothing else. ``reason`` says what happened ("SIGINT" or "SIGTERM"), ``ckpt_path`` where the state went.
+
+    Python turns Ctrl-C into a ``KeyboardInterrupt`` wherever the main thread is, often halfway through a
+    batch (started but not completed: a checkpoint of that state resumes one step short). So while a
+    one-process Trainer runs, the first SIGINT is handed to Lightning's SIGTERM handler instead: the run
+    stops at the next batch boundary exactly as on SIGTERM, and the state saved is a consistent one. A
+    second SIGINT raises ``KeyboardInterrupt`` at once and nothing is saved (``saved`` stays false, the
+    checkpoints written earlier are kept). Under DDP Ctrl-C keeps Lightning's immediate stop (see
+    ``_install_sigint_handler``).
     """
 
     def __init__(self, dirpath: str | Path, filename: str = "last") -> None:
@@ -44,10 +58,52 @@ class InterruptCheckpoint(Callback):
         self.filename = filename
         self.reason: str | None = None
         self.saved = False
+        self.forced = False  # a second Ctrl-C stopped the run at once, without saving
+        self._loop_started = False
 
     @property
     def ckpt_path(self) -> Path:
         return self.dirpath / f"{self.filename}.ckpt"
+
+    # Lightning installs its SIGTERM handler after the setup hooks and puts the handlers it found back at its
+    # teardown (also after an exception): installed from the first hook of each stage, ours is undone with it.
+    def on_sanity_check_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._install_sigint_handler(trainer)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._install_sigint_handler(trainer)
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._install_sigint_handler(trainer)
+
+    def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._install_sigint_handler(trainer)
+
+    def _install_sigint_handler(self, trainer: L.Trainer) -> None:
+        self._loop_started = True  # the checkpoint (if any) is restored: the state is worth saving
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if trainer.world_size > 1:
+            # Lightning 2.6's SIGTERM stop under DDP can leave the ranks' collectives out of step (it broadcasts
+            # from inside the signal handler) and hang; Ctrl-C keeps Lightning's immediate stop there.
+            return
+        current = signal.getsignal(signal.SIGINT)
+        if current is signal.SIG_IGN or getattr(current, "__self__", None) is self:
+            return  # Ctrl-C ignored (a background job), or already ours
+        signal.signal(signal.SIGINT, self._on_sigint)
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        """First Ctrl-C: stop like SIGTERM at the next batch boundary; second: stop now."""
+        graceful = signal.getsignal(signal.SIGTERM)
+        if self.reason == "SIGINT" or not callable(graceful):
+            self.forced = True
+            raise KeyboardInterrupt
+        self.reason = "SIGINT"
+        log.warning(
+            "Ctrl-C: stopping after the current batch and saving the state (press Ctrl-C again to stop at "
+            "once, without saving)."
+        )
+        graceful(signal.SIGTERM, frame)
 
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
@@ -55,10 +111,12 @@ class InterruptCheckpoint(Callback):
         if isinstance(exception, KeyboardInterrupt):
             self.reason = "SIGINT"
         elif isinstance(exception, SIGTERMException):
-            self.reason = "SIGTERM"
+            self.reason = self.reason or "SIGTERM"  # "SIGINT" when Ctrl-C was routed here
         else:
             return
-        if trainer.state.fn == TrainerFn.FITTING:
+        # Before the loop starts, a resumed run's weights may not be restored yet: saving then could replace a
+        # good last.ckpt with the fresh model.
+        if trainer.state.fn == TrainerFn.FITTING and self._loop_started and not self.forced:
             trainer.save_checkpoint(self.ckpt_path, weights_only=False)
             self.saved = True
 

@@ -168,6 +168,7 @@ class TemperatureDataModule(TabularDataModule):
         test_query: str | None = None,
         embedded_test_query: str = EMBEDDED_TEST_QUERY,
         test_fraction: float = TEST_FRACTION,
+        default_data_dir: str | None = None,
         **kwargs: Any,
     ) -> None:
         if path in (None, "") and not test_query:
@@ -184,6 +185,10 @@ class TemperatureDataModule(TabularDataModule):
         )
         self.data_dir = Path(str(data_dir)).expanduser()
         self.window_days = int(window_days)
+        # Only the project's data folder may be created for the embedded table; a folder the user names
+        # must exist (a typo must not quietly get a fresh copy of the sample).
+        default = Path(str(default_data_dir)).expanduser() if default_data_dir is not None else self.data_dir
+        self.may_create_data_dir = self.data_dir.absolute() == default.absolute()
 
     def embedded_path(self) -> Path:
         """Where the embedded table is written (when ``path`` is null)."""
@@ -192,6 +197,12 @@ class TemperatureDataModule(TabularDataModule):
     def prepare_data(self) -> None:
         if self.path is None and not self.embedded_path().is_file():
             target = self.embedded_path()
+            if not self.may_create_data_dir and not self.data_dir.is_dir():
+                raise UserError(
+                    f"data.data_dir={self.data_dir} does not exist. Check the path: the embedded temperature "
+                    "table is written into a folder you name only when it exists (leave data.data_dir out to "
+                    "use the project's data folder), or set data.path to your own temps.csv."
+                )
             try:
                 write_temps_csv(target, window_days=self.window_days)
             except OSError as exc:

@@ -27,8 +27,9 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate, to_absolute_path
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, Checkpoint, ModelCheckpoint, ProgressBar
 from lightning.pytorch.loggers import Logger
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
@@ -48,7 +49,9 @@ from lit_vision.inference.checkpoint import (
     load_task_from_checkpoint,
 )
 from lit_vision.inference.trust import safe_globals
+from lit_vision.utils.checkpoint_io import disk_full_error, is_disk_full
 from lit_vision.utils.distributed import is_ddp_child, process_rank
+from lit_vision.utils.hardware import check_devices
 from lit_vision.utils.io import write_json
 from lit_vision.utils.metrics import to_float_dict
 from lit_vision.utils.reporting import SIGNAL_EXIT_CODES, quiet_known_noise, report_user_error
@@ -145,6 +148,15 @@ def validate_run_keys(cfg: DictConfig) -> None:
         path = Path(to_absolute_path(str(ckpt))) if HydraConfig.initialized() else Path(str(ckpt))
         if not path.is_file():
             raise UserError(f"ckpt_path={ckpt}: no such checkpoint file ({path}).")
+    if cfg.get("train", True):
+        trainer = cfg.get("trainer") or {}
+        for key in ("max_epochs", "max_steps", "limit_train_batches"):
+            value = trainer.get(key)
+            if value is not None and not isinstance(value, bool) and value == 0:
+                raise UserError(
+                    f"trainer.{key}=0 trains nothing, and the run would then test untrained weights: give it at "
+                    "least 1, or evaluate a checkpoint with train=false ckpt_path=<file.ckpt>."
+                )
     if not cfg.get("train", True):
         if ckpt is None:
             raise UserError("train=false evaluates a checkpoint: give it with ckpt_path=<file.ckpt>.")
@@ -175,6 +187,14 @@ def optimized_value(cfg: DictConfig, metrics: dict[str, Any]) -> float | None:
         return metrics["best_model_score"]
     value = metrics.get(name)
     return None if value is None else float(value)
+
+
+def drop_switched_off_callbacks(callbacks: list[Callback], trainer_cfg: Any) -> list[Callback]:
+    """Leave out the callbacks a Trainer switch turns off: ``enable_progress_bar=false`` drops progress bars,
+    ``enable_checkpointing=false`` checkpoint callbacks (Lightning refuses either combination otherwise)."""
+    switches = ((ProgressBar, "enable_progress_bar"), (Checkpoint, "enable_checkpointing"))
+    off = tuple(kind for kind, key in switches if (trainer_cfg or {}).get(key) is False)
+    return [c for c in callbacks if not isinstance(c, off)] if off else callbacks
 
 
 def safety_callbacks(callbacks: list[Callback], checkpoint_dir: Path) -> InterruptCheckpoint:
@@ -273,6 +293,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], float | None]:
     try:
         validate_run_keys(cfg)
         validate_config(cfg)
+        trainer_cfg = cfg.get("trainer") or {}
+        check_devices(trainer_cfg.get("accelerator", "auto"), trainer_cfg.get("devices", "auto"))
         seed = resolve_seed(cfg.get("seed"))
         L.seed_everything(seed, workers=True, verbose=False)
         if cfg.get("torch_threads"):
@@ -307,7 +329,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], float | None]:
             task = load_task_from_checkpoint(ckpt_path, cfg.get("model"), bool(cfg.get("trust_checkpoint")))
             check_data_fits_task(task, datamodule, ckpt_path)
             log.info("Evaluating %s", ckpt_path)
-        callbacks: list[Callback] = instantiate_dict(cfg.get("callbacks"))
+        callbacks = drop_switched_off_callbacks(instantiate_dict(cfg.get("callbacks")), cfg.get("trainer"))
         interrupt = safety_callbacks(callbacks, output_dir / "checkpoints")
         loggers: list[Logger] = instantiate_dict(cfg.get("logger"))
         trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
@@ -332,7 +354,10 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], float | None]:
         metrics["error"] = (
             f"interrupted by {signal_name}" if signal_name else _one_line(find_user_error(exc) or exc)
         )
-        _finish_metrics(cfg, metrics, output_dir, rank_zero)
+        try:
+            _finish_metrics(cfg, metrics, output_dir, rank_zero)
+        except OSError as write_error:  # e.g. the full disk that stopped the run: report the first error
+            log.error("metrics.json could not be written: %s", write_error)
         if signal_name:
             raise RunInterrupted(_interrupt_message(signal_name, trainer, interrupt), signal_name) from exc
         raise
@@ -424,7 +449,28 @@ def _interrupt_message(
             f"Training was interrupted by {signal_name}{where}. Its state is saved in {ckpt} (metrics so far in "
             f"metrics.json). Resume with:\n  {resume_command(ckpt)}"
         )
+    if interrupt is not None and interrupt.forced:
+        return (
+            f"Training was stopped at once by a second Ctrl-C{where}; that state was not saved. The checkpoints "
+            f"written before are kept in {Path(interrupt.dirpath).absolute()}."
+        )
+    if trainer is not None and interrupt is not None and trainer.state.fn == TrainerFn.TESTING:
+        return (
+            f"The run was interrupted by {signal_name} while testing, after training; the checkpoints are kept "
+            f"in {Path(interrupt.dirpath).absolute()} (test one with train=false ckpt_path=<file>)."
+        )
     return f"The run was interrupted by {signal_name}{where} before training started; nothing to resume."
+
+
+def _written_path(exc: BaseException) -> str | None:
+    """The file an ``OSError`` (or the error it caused) names, if any."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OSError) and exc.filename:
+            return str(exc.filename)
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def failed_value(cfg: DictConfig) -> float:
@@ -448,6 +494,8 @@ def run_task(cfg: DictConfig) -> float | None:
         raise SystemExit(exc.exit_code) from None
     except Exception as exc:
         user_error = find_user_error(exc)  # also when a constructor called by instantiate raised it
+        if user_error is None and is_disk_full(exc):
+            user_error = disk_full_error(_written_path(exc) or cfg.paths.output_dir, "into")
         if is_multirun():
             if user_error is not None:
                 log.error("Job failed: %s", user_error)
