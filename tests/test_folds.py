@@ -196,6 +196,7 @@ def test_tabular_fold_group_errors(tmp_path):
     "data",
     [
         "cats",
+        "linear_toy",
         "cifar10",
         "digits",
         "image_folder",
