@@ -11,6 +11,8 @@ import pytest
 from PIL import Image
 from scipy import stats
 
+from lit_vision.errors import UserError
+from lit_vision.runs.hydra_callbacks import SweepSummary
 from lit_vision.runs.sweep_groups import BEST, FEW, TIE, WORSE
 from lit_vision.runs.sweep_summary import (
     SUMMARY_GROUPS_CSV,
@@ -163,3 +165,9 @@ def test_cross_validation_sweep_end_to_end(tmp_path):
     assert len(rows) == 1 and rows[0]["n"] == "3" and rows[0]["group"] == "all jobs"
     assert (sweep / SUMMARY_GROUPS_PNG).is_file()
     assert "Groups over seeds / folds" in proc.stdout
+
+
+def test_sweep_summary_callback_checks_its_level():
+    assert SweepSummary(alpha=0.01).alpha == 0.01
+    with pytest.raises(UserError, match=r"hydra\.callbacks\.sweep_summary\.alpha=5 must be a test level"):
+        SweepSummary(alpha=5)

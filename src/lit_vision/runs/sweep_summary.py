@@ -166,10 +166,15 @@ def sweep_groups(jobs: list[JobResult], alpha: float = DEFAULT_ALPHA) -> list[Gr
     return group_jobs(jobs, alpha, _mode(jobs))
 
 
-def _group_metrics(jobs: list[JobResult]) -> list[str]:
-    """Besides the optimised value: the top-level test metrics, as in the Markdown job table."""
+def _group_metrics(jobs: list[JobResult], detail: str = "full") -> list[str]:
+    """Besides the optimised value: every top-level test metric (``full``, the CSV), or the optimised
+    metric's test counterpart and the test loss (``compact``, the Markdown table)."""
     metric = _metric_name(jobs)
-    return [k for k in _numeric_keys(jobs) if k != metric and k.startswith("test/") and k.count("/") == 1]
+    tests = [k for k in _numeric_keys(jobs) if k != metric and k.startswith("test/") and k.count("/") == 1]
+    if detail == "full":
+        return tests
+    leaf = (metric or "").split("/", 1)[-1]
+    return [k for k in (f"test/{leaf}", "test/loss") if k in tests]
 
 
 def _verdict_text(group: Group) -> str:
@@ -181,7 +186,7 @@ def _verdict_text(group: Group) -> str:
 def group_markdown(jobs: list[JobResult], groups: list[Group], alpha: float) -> list[str]:
     """The groups section of ``summary.md``: one row per group, best first."""
     metric = _metric_name(jobs) or "optimized_value"
-    extra = _group_metrics(jobs)
+    extra = _group_metrics(jobs, "compact")
     columns = ["group", "n", f"{metric} (mean ± std)", "vs best", *(f"{k} (mean ± std)" for k in extra)]
     lines = ["## Groups", "", describe_test(alpha), ""]
     lines.append("| " + " | ".join(_md_cell(c) for c in columns) + " |")
