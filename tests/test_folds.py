@@ -14,7 +14,7 @@ from lit_vision.data.splits import check_folds, fold_indices
 from lit_vision.data.tabular import TabularDataModule
 from lit_vision.errors import UserError
 from tests.fakes.datasets import make_image_folder
-from tests.fakes.segmentation import make_labelme_dataset
+from tests.fakes.segmentation import make_labelme_dataset, make_oxford_pets
 from tests.helpers import compose_cfg
 
 K = 4
@@ -154,6 +154,40 @@ def test_segmentation_folder_folds_keep_the_test_split(tmp_path):
         tests.append(names["test"])
     assert_partition(vals, {f"img_{i:03d}" for i in range(12)} - tests[0])
     assert tests[0] == tests[1] == tests[2]
+
+
+def test_oxford_pets_folds_cut_trainval_and_keep_the_official_test_list(tmp_path):
+    from lit_vision.data.segmentation import OxfordPetsDataModule
+
+    root = make_oxford_pets(tmp_path, n_cats=5, n_dogs=4, n_test=2)
+    vals, tests = [], []
+    for fold in range(3):
+        dm = OxfordPetsDataModule(
+            root=root, image_size=16, num_workers=0, cache=False, num_folds=3, fold=fold
+        )
+        dm.setup()
+        names = {stage: set(dm.datasets[stage].names) for stage in ("train", "val", "test")}
+        assert names["train"].isdisjoint(names["val"]) and len(names["val"]) == 3
+        vals.append(names["val"])
+        tests.append(names["test"])
+    trainval = (tmp_path / "oxford-iiit-pet" / "annotations" / "trainval.txt").read_text().split("\n")
+    assert_partition(vals, {line.split()[0] for line in trainval if line.strip()})
+    assert tests[0] == tests[1] == tests[2] and len(tests[0]) == 4
+
+
+def test_image_regression_folds_are_plain_and_cover_train_val(tmp_path):
+    from tests.test_regression_experiments import image_dm, write_brightness_set
+
+    write_brightness_set(tmp_path, count=20)
+    vals, tests = [], []
+    for fold in range(K):
+        dm = image_dm(tmp_path, val_fraction=0.2, test_fraction=0.2, num_folds=K, fold=fold)
+        samples = dm._find()  # the listing only: no decoding needed to check the split
+        vals.append({s.path for s in samples["val"]})
+        tests.append({s.path for s in samples["test"]})
+        assert vals[-1].isdisjoint(s.path for s in samples["train"])
+    assert all(t == tests[0] for t in tests) and len(tests[0]) == 4
+    assert_partition(vals, {str(p) for p in (tmp_path / "img").glob("*.png")} - tests[0])
 
 
 def _table(tmp_path, n: int = 60):
