@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset
@@ -28,6 +29,7 @@ from lit_vision.data.contract import DataInfo, classification_info
 from lit_vision.data.image_io import BadImageError, ImageHeader, decode_image_file, inspect_image
 from lit_vision.data.resumable import EpochSampler, ResumableDataLoader
 from lit_vision.data.split_loaders import SplitDataModule
+from lit_vision.data.splits import check_folds, fold_indices
 from lit_vision.data.stats import file_channel_stats
 from lit_vision.data.transforms import build_transforms
 from lit_vision.data.validation import SkippedFiles, check_on_bad_sample, converted_modes_note
@@ -195,6 +197,8 @@ class ImageFilesDataModule(SplitDataModule):
     collate = staticmethod(collate_images)
     # lit_vision.data.contract.DiscoversData: every discoverable key applies (subclasses narrow this)
     not_applicable_keys: tuple[str, ...] = ()
+    # k-fold cross-validation keeps each class's share in every fold (targets that are not classes: False)
+    stratify_folds: bool = True
 
     def __init__(
         self,
@@ -216,8 +220,11 @@ class ImageFilesDataModule(SplitDataModule):
         pin_memory: bool | None = None,
         persistent_workers: bool | None = None,
         stats_images: int = 500,
+        num_folds: int | None = None,
+        fold: int = 0,
     ) -> None:
         super().__init__()
+        self.num_folds, self.fold = check_folds(num_folds, fold)
         check_on_bad_sample(on_bad_sample)
         if check_images not in ("fast", "full", "off"):
             raise UserError(f"data.check_images must be fast, full or off, got {check_images!r}")
@@ -287,7 +294,7 @@ class ImageFilesDataModule(SplitDataModule):
 
     def _find(self) -> dict[str, list[Sample]]:
         if self.samples is None:
-            samples = self.find_samples()
+            samples = self._folded(self.find_samples())
             for stage in ("train", "val"):
                 if not samples.get(stage):
                     raise UserError(
@@ -299,6 +306,22 @@ class ImageFilesDataModule(SplitDataModule):
             self._check_labels(samples)
             self.samples = samples
         return self.samples
+
+    def _folded(self, samples: dict[str, list[Sample]]) -> dict[str, list[Sample]]:
+        """With ``num_folds``: train and val re-cut from their union, fold ``fold`` validating."""
+        if self.num_folds is None:
+            return samples
+        pool = [*samples.get("train", []), *samples.get("val", [])]
+        labels = np.array([s.label for s in pool]) if self.stratify_folds else None
+        train, val = fold_indices(
+            len(pool), self.num_folds, self.fold, self.split_seed, labels=labels, what="images"
+        )
+        if not samples.get("test"):
+            log.info(
+                "No test split: with data.num_folds the test stage evaluates fold %d's validation part.",
+                self.fold,
+            )
+        return {**samples, "train": [pool[i] for i in train], "val": [pool[i] for i in val]}
 
     def _empty_split_hint(self, stage: str) -> str:
         return "Give it images (or change the split ratios)."

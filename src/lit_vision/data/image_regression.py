@@ -63,6 +63,7 @@ class ImageRegressionDataModule(ImageFilesDataModule):
 
     # Targets are values, not classes: `run.fill_discovered_data_keys` leaves data.num_classes null.
     not_applicable_keys = ("num_classes",)
+    stratify_folds = False  # targets are numbers, not classes
 
     def __init__(
         self,

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from lit_vision.data.contract import DataInfo, classification_info
 from lit_vision.data.resumable import EpochSampler, ResumableDataLoader, keep_batch
 from lit_vision.data.split_loaders import SplitDataModule
-from lit_vision.data.splits import split_indices
+from lit_vision.data.splits import check_folds, fold_indices, split_indices
 
 STAGES = ("train", "val", "test")
 
@@ -67,8 +67,11 @@ class InMemoryImageDataModule(SplitDataModule):
         std: Sequence[float] | None = None,
         class_names: Sequence[str] | None = None,
         resident: bool | str = "auto",
+        num_folds: int | None = None,
+        fold: int = 0,
     ) -> None:
         super().__init__()
+        self.num_folds, self.fold = check_folds(num_folds, fold)
         if resident not in (True, False, "auto"):
             raise ValueError(f"resident must be true, false or 'auto', got {resident!r}")
         self.resident = resident
@@ -110,11 +113,28 @@ class InMemoryImageDataModule(SplitDataModule):
                 out[stage] = (images[index], labels[index])
         return out
 
+    def _folded(
+        self, splits: dict[str, tuple[torch.Tensor, torch.Tensor]]
+    ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """With ``num_folds``: train and val re-cut from their union, fold ``fold`` validating (stratified)."""
+        if self.num_folds is None:
+            return splits
+        images = torch.cat([splits["train"][0], splits["val"][0]])
+        labels = torch.cat([splits["train"][1], splits["val"][1]])
+        train, val = fold_indices(
+            len(labels), self.num_folds, self.fold, self.split_seed, labels=labels.numpy(), what="images"
+        )
+        out = dict(splits)
+        for stage, idx in (("train", train), ("val", val)):
+            index = torch.from_numpy(idx)
+            out[stage] = (images[index], labels[index])
+        return out
+
     # ----------------------------------------------------------------- Lightning hooks
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
-        for name, (images, labels) in self.load_splits().items():
+        for name, (images, labels) in self._folded(self.load_splits()).items():
             if images.dtype != torch.uint8 or images.ndim != 4:
                 raise TypeError(f"{name} images must be uint8 NCHW, got {images.dtype} {tuple(images.shape)}")
             self.splits[name] = TensorBatchDataset(images.contiguous(), labels.long())

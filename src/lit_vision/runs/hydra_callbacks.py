@@ -33,6 +33,7 @@ from lit_vision.runs.run_folder import (
     next_free_dir,
     run_dir_of_checkpoint,
 )
+from lit_vision.runs.sweep_groups import DEFAULT_ALPHA
 from lit_vision.runs.sweep_summary import SUMMARY_MD, print_summary, write_summary
 from lit_vision.utils.distributed import is_ddp_child, process_rank
 from lit_vision.utils.io import write_json
@@ -116,14 +117,24 @@ class RunDirGuard(Callback):
 
 
 class SweepSummary(Callback):
-    """Keep ``summary.csv`` / ``summary.md`` of a multirun sweep up to date; print it at the end."""
+    """Keep ``summary.csv`` / ``summary.md`` of a multirun sweep up to date; print it at the end.
+
+    ``alpha``: the level of the t-tests that mark groups of seeds / folds within noise of the best.
+    """
+
+    def __init__(self, alpha: float = DEFAULT_ALPHA) -> None:
+        if not 0.0 < float(alpha) < 1.0:
+            raise UserError(
+                f"hydra.callbacks.sweep_summary.alpha={alpha} must be a test level between 0 and 1 (e.g. 0.05)."
+            )
+        self.alpha = float(alpha)
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         if config.hydra.mode != RunMode.MULTIRUN:
             return
         try:
             self._record_failed_job(config, job_return)
-            write_summary(str(config.hydra.sweep.dir))
+            write_summary(str(config.hydra.sweep.dir), self.alpha)
         except Exception as exc:  # the summary must never break a sweep
             log.warning("Could not update the sweep summary: %s", exc)
 
@@ -131,10 +142,10 @@ class SweepSummary(Callback):
         sweep_dir = Path(str(config.hydra.sweep.dir))
         if not sweep_dir.is_dir():
             return
-        jobs = write_summary(sweep_dir)
+        jobs = write_summary(sweep_dir, self.alpha)
         if not jobs:
             return
-        print_summary(sweep_dir, jobs)
+        print_summary(sweep_dir, jobs, self.alpha)
         failed = [j for j in jobs if not j.ok]
         if failed:
             # Hydra turns exceptions raised by callbacks into warnings: exit explicitly (status 1).

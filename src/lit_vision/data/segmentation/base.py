@@ -21,6 +21,7 @@ from lit_vision.data.contract import DataInfo
 from lit_vision.data.resumable import EpochSampler, ResumableDataLoader
 from lit_vision.data.segmentation.dataset import SampleLoader, SegmentationDataset
 from lit_vision.data.segmentation.labels import IGNORE_INDEX, LabelSet, voc_colormap
+from lit_vision.data.splits import check_folds, fold_indices
 from lit_vision.data.transforms import build_transforms
 from lit_vision.data.validation import check_on_bad_sample
 from lit_vision.errors import UserError
@@ -85,8 +86,11 @@ class SegmentationDataModule(L.LightningDataModule):
         class_names: Sequence[str] | None = None,
         split_seed: int = 0,
         on_bad_sample: str = "error",
+        num_folds: int | None = None,
+        fold: int = 0,
     ) -> None:
         super().__init__()
+        self.num_folds, self.fold = check_folds(num_folds, fold)
         self.on_bad_sample = check_on_bad_sample(on_bad_sample)
         if cache not in CACHE_CHOICES:
             raise UserError(f"data.cache must be auto, true or false, got {cache!r}.")
@@ -138,7 +142,7 @@ class SegmentationDataModule(L.LightningDataModule):
             return
         if self.label_set is None:
             self.discover()
-        splits = self.build_splits()
+        splits = self._folded(self.build_splits())
         train_tf, eval_tf = self.build_pipelines()
         val_part = splits.get("val")
         total_mb = sum(
@@ -171,6 +175,38 @@ class SegmentationDataModule(L.LightningDataModule):
             self.class_names,
             f"decoded once and cached in memory (~{total_mb:.0f} MiB)" if cache else "decoded every epoch",
         )
+
+    def _folded(
+        self, splits: dict[str, tuple[SampleLoader, list[int], list[str], float]]
+    ) -> dict[str, tuple[SampleLoader, list[int], list[str], float]]:
+        """With ``num_folds``: train and val re-cut from their union, fold ``fold`` validating; a test
+        split that was the val split follows the fold's val part, any other test split stays as it is."""
+        if self.num_folds is None or "train" not in splits:
+            return splits
+        (load, train_idx, train_names, train_mb), (val_load, val_idx, val_names, val_mb) = (
+            splits["train"],
+            splits["val"],
+        )
+        if val_load is not load:
+            raise UserError(
+                f"{type(self).__name__}: train and val come from different sources, so data.num_folds cannot "
+                "re-cut them; leave data.num_folds null."
+            )
+        test_is_val = "test" in splits and splits["test"][:2] == splits["val"][:2]
+        indices, names = [*train_idx, *val_idx], [*train_names, *val_names]
+        mb_each = (train_mb + val_mb) / max(1, len(indices))
+        out = dict(splits)
+        parts = fold_indices(len(indices), self.num_folds, self.fold, self.split_seed, what="images")
+        for stage, positions in zip(("train", "val"), parts, strict=True):
+            out[stage] = (
+                load,
+                [indices[i] for i in positions],
+                [names[i] for i in positions],
+                mb_each * len(positions),
+            )
+        if test_is_val:
+            out["test"] = out["val"]
+        return out
 
     def build_pipelines(self) -> tuple[v2.Compose, v2.Compose]:
         """Train and eval v2 pipelines, each ending with a resize to ``image_size``."""

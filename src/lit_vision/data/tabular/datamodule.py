@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 from lit_vision.data.contract import DataInfo
 from lit_vision.data.in_memory import EpochBatchSampler, TensorBatchDataset
 from lit_vision.data.split_loaders import SplitDataModule
+from lit_vision.data.splits import check_folds
 from lit_vision.data.tabular.csv_io import as_list, describe_rows, parse_dates, read_csv, require_columns
 from lit_vision.data.tabular.preprocessor import UNKNOWN_POLICIES, TabularPreprocessor
 from lit_vision.data.tabular.splitting import SplitRule, split_table
@@ -50,6 +51,9 @@ class TabularDataModule(SplitDataModule):
         test_query / val_query: pandas ``DataFrame.query`` expressions selecting test / validation rows.
         val_fraction / test_fraction: seeded random fractions when no file, column or query says otherwise.
         split_seed: seed of the random splits.
+        num_folds / fold: k-fold cross-validation: train and val rows are re-cut into ``num_folds`` folds
+            and fold ``fold`` (0-based) validates; the test rows stay the same for every fold.
+        fold_group: a column whose rows stay together in one fold (e.g. a site or a patient id).
         batch_size / eval_batch_size: batch sizes (evaluation default: twice the training one).
         num_features / num_targets: inputs and outputs of the net; null: discovered from the file. A
             value given here is checked against the file.
@@ -87,8 +91,18 @@ class TabularDataModule(SplitDataModule):
         num_classes: None = None,
         in_channels: None = None,
         image_size: None = None,
+        num_folds: int | None = None,
+        fold: int = 0,
+        fold_group: str | None = None,
     ) -> None:
         super().__init__()
+        self.num_folds, self.fold = check_folds(num_folds, fold)
+        self.fold_group = None if fold_group in (None, "") else str(fold_group)
+        if self.fold_group is not None and self.num_folds is None:
+            raise UserError(
+                f"data.fold_group={self.fold_group!r} groups rows into folds, but data.num_folds is null; "
+                "set data.num_folds=k (k >= 2) or leave data.fold_group null."
+            )
         if missing not in MISSING_POLICIES:
             raise UserError(f"data.missing must be one of {MISSING_POLICIES}, got {missing!r}")
         if unknown_category not in UNKNOWN_POLICIES:
@@ -206,6 +220,9 @@ class TabularDataModule(SplitDataModule):
             val_fraction=self.val_fraction,
             test_fraction=self.test_fraction,
             seed=self.split_seed,
+            num_folds=self.num_folds,
+            fold=self.fold,
+            fold_group=self.fold_group,
         )
 
     # ------------------------------------------------------------------ Lightning hooks

@@ -3,7 +3,8 @@
 In order of precedence: a ``split_column`` naming each row's split (train/val/test); a separate test
 table; a pandas ``test_query`` (e.g. ``year == 2015``); else a seeded random ``test_fraction``.
 Validation rows come from ``val_query`` or a seeded random ``val_fraction`` (of the whole table) of what
-is left. Every split keeps the table's index, so errors can still name the file's lines.
+is left. With ``num_folds`` the train and val rows are then re-cut into k folds (grouped by
+``fold_group`` when given) and fold ``fold`` validates; the test rows never change. Every split keeps the table's index, so errors can still name the file's lines.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from lit_vision.data.splits import split_indices
+from lit_vision.data.splits import fold_indices, split_indices
 from lit_vision.data.tabular.csv_io import describe_rows
 from lit_vision.errors import UserError
 
@@ -30,6 +31,9 @@ class SplitRule:
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     seed: int = 0
+    num_folds: int | None = None
+    fold: int = 0
+    fold_group: str | None = None
 
     def describe(self, test_file: bool = False) -> str:
         """How the rows are split, in words (for the log); ``test_file``: a separate test table is given."""
@@ -43,6 +47,9 @@ class SplitRule:
         else:
             test = f"random test {self.test_fraction:.0%}"
         val = f"val where {self.val_query}" if self.val_query else f"random val {self.val_fraction:.0%}"
+        if self.num_folds is not None:
+            grouped = f" grouped by {self.fold_group!r}" if self.fold_group else ""
+            val = f"val = fold {self.fold} of {self.num_folds} over train+val{grouped}"
         return f"{test}, {val} (split seed {self.seed})"
 
 
@@ -63,7 +70,7 @@ def split_table(
         frames = {stage: table[labels == stage] for stage in STAGES}
         if test_table is not None:
             frames["test"] = test_table
-        return _check_sizes(frames, source)
+        return _check_sizes(_fold(frames, rule, source), source)
     if test_table is not None:
         rest, test = table, test_table
     elif rule.test_query:
@@ -78,7 +85,24 @@ def split_table(
         # val_fraction is of the whole table: scale it to what the random test split left
         test_share = 0.0 if test_table is not None or rule.test_query else rule.test_fraction
         train, val = _random_split(rest, rule.val_fraction / max(1e-12, 1 - test_share), rule.seed * 2 + 1)
-    return _check_sizes({"train": train, "val": val, "test": test}, source)
+    return _check_sizes(_fold({"train": train, "val": val, "test": test}, rule, source), source)
+
+
+def _fold(frames: dict[str, pd.DataFrame], rule: SplitRule, source: str) -> dict[str, pd.DataFrame]:
+    """Train and val re-cut from their rows (in table order) by the rule's fold; test unchanged."""
+    if rule.num_folds is None:
+        return frames
+    pool = pd.concat([frames["train"], frames["val"]])
+    groups = None
+    if rule.fold_group is not None:
+        if rule.fold_group not in pool.columns:
+            raise UserError(
+                f"{source}: data.fold_group={rule.fold_group!r} is not a column; name one of "
+                f"{', '.join(map(str, pool.columns))} (rows with the same value stay in one fold), or null."
+            )
+        groups = pool[rule.fold_group].astype(str).to_numpy()
+    train, val = fold_indices(len(pool), rule.num_folds, rule.fold, rule.seed, groups=groups, what="rows")
+    return {**frames, "train": pool.iloc[train], "val": pool.iloc[val]}
 
 
 def _random_split(frame: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
