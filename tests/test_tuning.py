@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 from lit_vision.errors import UserError
 from lit_vision.runs.run import train
-from lit_vision.runs.tuning import tune_options
+from lit_vision.runs.tuning import tune_before_fit, tune_options
 from tests.helpers import compose_cfg, without_hydra
 
 RUN = [
@@ -108,3 +108,15 @@ def test_lr_finder_with_fast_dev_run_is_a_user_error(tmp_path):
     cfg = compose_cfg([*RUN, *LR_FIND, "debug=fast_dev_run"], output_dir=tmp_path / "run")
     with pytest.raises(UserError, match="fast_dev_run"):
         train(without_hydra(cfg))
+
+
+def test_finder_on_several_devices_is_a_user_error(tmp_path):
+    cfg = without_hydra(compose_cfg([*RUN, *LR_FIND, "trainer=ddp_cpu", "seed=1"], output_dir=tmp_path))
+    with pytest.raises(UserError, match="trainer.devices=1"):
+        tune_before_fit(cfg, None, None, tmp_path, resuming=False)
+
+
+def test_resumed_run_skips_the_finder(tmp_path):
+    cfg = without_hydra(compose_cfg([*RUN, *LR_FIND, "seed=1"], output_dir=tmp_path))
+    assert tune_before_fit(cfg, None, None, tmp_path, resuming=True) is None
+    assert not (tmp_path / "tune.json").exists()

@@ -118,6 +118,12 @@ def test_swa_averages_from_its_start_epoch(tmp_path):
     assert differs(last["state_dict"], last["current_model_state"])
 
 
+def test_ema_warmup_epochs_start_the_average_at_that_epoch(tmp_path):
+    fit(tmp_path / "run", "trainer.max_epochs=2", "callbacks.ema.warmup_epochs=1", "test=false")
+    last = torch.load(tmp_path / "run/checkpoints/last.ckpt", map_location="cpu", weights_only=True)
+    assert int(last["averaging_state"]["n_averaged"]) == 4  # the 4 steps of epoch 1 only
+
+
 def test_swa_fraction_start_follows_max_epochs():
     swa = SWA(swa_epoch_start=0.5)
     trainer = L.Trainer(max_epochs=10, logger=False, enable_checkpointing=False, enable_progress_bar=False)
