@@ -112,7 +112,7 @@ def test_lr_finder_with_fast_dev_run_is_a_user_error(tmp_path):
 
 def test_finder_on_several_devices_is_a_user_error(tmp_path):
     cfg = without_hydra(compose_cfg([*RUN, *LR_FIND, "trainer=ddp_cpu", "seed=1"], output_dir=tmp_path))
-    with pytest.raises(UserError, match="trainer.devices=1"):
+    with pytest.raises(UserError, match=r"trainer\.devices=1"):
         tune_before_fit(cfg, None, None, tmp_path, resuming=False)
 
 
