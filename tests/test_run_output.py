@@ -173,6 +173,7 @@ def test_train_help_describes_every_group_option_and_hides_the_schema():
         "experiment",
         "debug",
         "hparams_search",
+        "tune",
     ]
     for group in groups:
         assert re.search(rf"^  {group}\s+\S", text, re.MULTILINE), group

@@ -10,6 +10,7 @@ import contextlib
 import contextvars
 import logging
 import os
+import socket
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,14 @@ def no_pretrained_loading() -> Iterator[None]:
 def pretrained_loading_enabled() -> bool:
     """False while a task is being rebuilt from a checkpoint."""
     return not _SKIP_PRETRAINED.get()
+
+
+def local_file_replaces_downloads(
+    pretrained_path: str | os.PathLike | None,
+) -> contextlib.AbstractContextManager:
+    """Around building a net: with a ``pretrained_path`` the net's own ``weights`` are not downloaded (nor
+    read from the torch hub cache), since the local file is loaded into it right after."""
+    return no_pretrained_loading() if pretrained_path else contextlib.nullcontext()
 
 
 @dataclass
@@ -214,23 +223,42 @@ def weights_cache_path(weights) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / name
 
 
+# Seconds a silent connection may block the weights download (offline behind a firewall that drops packets,
+# urllib would otherwise wait for the operating system's TCP timeout, minutes).
+DOWNLOAD_TIMEOUT_S = 30.0
+
+
 def torchvision_state_dict(weights) -> dict[str, torch.Tensor]:
     """The state dict of a torchvision weights member: from the torch hub cache, else downloaded.
 
-    Offline and not cached, this fails with a message giving the URL and the path to copy the file to.
+    When the file is neither cached nor downloadable (offline), this stops with a UserError giving the ways
+    out: train from scratch (``model.net.weights=null``), load a local copy (``model.pretrained_path=FILE``),
+    or put the file into the torch hub cache.
     """
     cached = weights_cache_path(weights)
+    previous_timeout = socket.getdefaulttimeout()
+    if not cached.is_file():
+        log.info("Downloading %s to %s", weights.url, cached)
+        socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
     try:
-        return weights.get_state_dict(progress=False, check_hash=False)
+        # weights_only: the cached file is data, never code to run (torch.hub defaults to full unpickling)
+        return weights.get_state_dict(progress=False, check_hash=False, weights_only=True, map_location="cpu")
     except Exception as exc:  # URLError, socket errors, hash or unpickling errors
+        reason = (str(exc).strip().splitlines() or [""])[0]
         if cached.is_file():
-            hint = f"The cached file {cached} could not be loaded; delete it and download it again."
+            hint = (
+                f"The cached file {cached} could not be loaded as plain tensors (it is damaged, or holds "
+                "objects that would run code when unpickled); delete it and download it again."
+            )
         else:
             hint = (
-                f"They are not in the torch hub cache and could not be downloaded. On a machine with "
-                f"network access download {weights.url} and copy it to {cached} (or set TORCH_HOME), or "
-                "set model.net.weights=null to train from scratch."
+                "They are not in the torch hub cache and could not be downloaded. Either train from scratch "
+                "with model.net.weights=null, or load a local copy with model.pretrained_path=FILE (FILE: "
+                f"{weights.url} downloaded on another machine; it replaces the download), or copy that file "
+                f"to {cached} (or set TORCH_HOME to a folder whose hub/checkpoints holds it)."
             )
         raise UserError(
-            f"pretrained weights {weights} are not available ({type(exc).__name__}: {exc}). {hint}"
+            f"pretrained weights {weights} are not available ({type(exc).__name__}: {reason}). {hint}"
         ) from exc
+    finally:
+        socket.setdefaulttimeout(previous_timeout)

@@ -49,6 +49,7 @@ from lit_vision.inference.checkpoint import (
     load_task_from_checkpoint,
 )
 from lit_vision.inference.trust import safe_globals
+from lit_vision.runs.tuning import tune_before_fit
 from lit_vision.utils.checkpoint_io import disk_full_error, is_disk_full
 from lit_vision.utils.distributed import is_ddp_child, process_rank
 from lit_vision.utils.hardware import check_devices
@@ -329,7 +330,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], float | None]:
             task = load_task_from_checkpoint(ckpt_path, cfg.get("model"), bool(cfg.get("trust_checkpoint")))
             check_data_fits_task(task, datamodule, ckpt_path)
             log.info("Evaluating %s", ckpt_path)
-        callbacks = drop_switched_off_callbacks(instantiate_dict(cfg.get("callbacks")), cfg.get("trainer"))
+        if do_train:  # tune=lr_find / tune=batch_size: Lightning's Tuner, before the run's own trainer exists
+            tune_before_fit(cfg, task, datamodule, output_dir, resuming=ckpt_path is not None)
+        callbacks: list[Callback] = drop_switched_off_callbacks(instantiate_dict(cfg.get("callbacks")), cfg.get("trainer"))
         interrupt = safety_callbacks(callbacks, output_dir / "checkpoints")
         loggers: list[Logger] = instantiate_dict(cfg.get("logger"))
         trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)

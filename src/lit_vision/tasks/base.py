@@ -22,7 +22,7 @@ from torchmetrics import MetricCollection
 
 from lit_vision.data.contract import DataInfo, DescribesData
 from lit_vision.nets.init import prepare_net
-from lit_vision.nets.weights import no_pretrained_loading
+from lit_vision.nets.weights import local_file_replaces_downloads, no_pretrained_loading
 from lit_vision.optim.optimizers import build_optimizer, build_scheduler
 from lit_vision.tasks.epoch_metrics import BufferedMetrics, RunningMean
 from lit_vision.utils.hardware import wants_channels_last
@@ -90,7 +90,8 @@ class BaseTask(L.LightningModule):
             "pretrained_path": pretrained_path,
         }
         self.save_hyperparameters({k: to_plain(v) for k, v in {**shared, **task_args}.items()})
-        self.net: nn.Module = instantiate(self.hparams.net)
+        with local_file_replaces_downloads(self.hparams.pretrained_path):  # no download a file replaces
+            self.net: nn.Module = instantiate(self.hparams.net)
         # init scheme, then partial loading by name and shape (skipped when rebuilding from a checkpoint)
         self.pretrained_report = prepare_net(self.net, self.hparams.init, self.hparams.pretrained_path)
         self.loss_fn: nn.Module | None = self.configure_losses()

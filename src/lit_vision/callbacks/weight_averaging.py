@@ -1,0 +1,213 @@
+"""Weight averaging on Lightning's :class:`~lightning.pytorch.callbacks.WeightAveraging`: EMA and SWA.
+
+Lightning keeps the average in a :class:`torch.optim.swa_utils.AveragedModel`, swaps it in for validation,
+writes it as the checkpoint's ``state_dict`` (the raw weights under ``current_model_state``, both plain
+tensors, so checkpoints still load with ``torch.load(weights_only=True)``) and copies it into the model when
+training ends. What these subclasses add:
+
+- ``trainer.test(ckpt_path=best)`` after a fit tests the averaged weights: Lightning's own hook would put the
+  raw weights (``current_model_state``) back into the model in every stage, not only when resuming a fit.
+- Before the first update (a warm-up not over yet) the average is only a copy of the initial weights: until
+  then validation, checkpoints and the end of training use the raw weights, as if there were no averaging.
+- The epoch of the last update is part of the callback state, so a resume restores it with the average.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import EMAWeightAveraging, WeightAveraging
+from lightning.pytorch.trainer.states import TrainerFn
+from lightning.pytorch.utilities.rank_zero import rank_zero_warn
+from lightning.pytorch.utilities.types import STEP_OUTPUT
+
+
+class _AveragingFixes(WeightAveraging):
+    """The behaviour shared by :class:`EMA` and :class:`SWA` (see the module docstring)."""
+
+    _average_model: Any
+
+    @property
+    def n_averaged(self) -> int:
+        """How many times the average has been updated (0: it holds no average yet)."""
+        if self._average_model is None:
+            return 0
+        return int(self._average_model.n_averaged.item())
+
+    def _has_average(self) -> bool:
+        return self.n_averaged > 0
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Validate the averaged weights (once there is an average)."""
+        self._swapped = self._has_average()
+        if self._swapped:
+            self._swap_models(pl_module)
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Put the raw weights back for training."""
+        if getattr(self, "_swapped", False):
+            self._swap_models(pl_module)
+        self._swapped = False
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Leave the averaged weights in the model (the raw ones when no update happened)."""
+        if self._has_average():
+            self._copy_average_to_current(pl_module)
+        else:
+            rank_zero_warn(
+                f"{type(self).__name__}: training ended before the first averaging update (warm-up or start "
+                "epoch not reached); the model keeps its raw weights."
+            )
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        """The average as ``state_dict`` (raw weights in ``current_model_state``) once there is one."""
+        if self._has_average():
+            super().on_save_checkpoint(trainer, pl_module, checkpoint)
+
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        """Resuming a fit restores the average and the raw weights; other stages keep the average loaded."""
+        if trainer.state.fn != TrainerFn.FITTING or self._average_model is None:
+            return  # test/validate/predict: the checkpoint's state_dict (the average) is what is evaluated
+        if "current_model_state" in checkpoint and "averaging_state" in checkpoint:
+            super().on_load_checkpoint(trainer, pl_module, checkpoint)
+        # otherwise the checkpoint holds no average yet (or comes from a run without averaging): the fresh
+        # AveragedModel (a copy of the loaded weights, n_averaged 0) starts averaging at the next update
+
+    def state_dict(self) -> dict[str, Any]:
+        """The update counters (the average itself travels in the checkpoint's ``state_dict``)."""
+        return {
+            "latest_update_step": self._latest_update_step,
+            "latest_update_epoch": self._latest_update_epoch,
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore the update counters."""
+        self._latest_update_step = int(state_dict.get("latest_update_step", 0))
+        self._latest_update_epoch = int(state_dict.get("latest_update_epoch", -1))
+
+
+class EMA(_AveragingFixes, EMAWeightAveraging):
+    """Exponential moving average of the weights (and buffers), on Lightning's ``EMAWeightAveraging``.
+
+    Args:
+        decay: weight of the old average at each update (0.999: a memory of about 1000 updates).
+        update_every_n_steps: update after every n-th optimizer step.
+        warmup_steps: start averaging after this many optimizer steps (the weights of step ``warmup_steps``
+            start the average); until then the raw weights are validated and saved.
+        warmup_epochs: or start at this epoch (updates then follow every step); null: not by epoch.
+        use_buffers: average the buffers (BatchNorm statistics) too; false keeps the raw buffers.
+        device: where the average lives (null: the model's device; ``cpu`` saves accelerator memory).
+    """
+
+    def __init__(
+        self,
+        decay: float = 0.999,
+        update_every_n_steps: int = 1,
+        warmup_steps: int = 0,
+        warmup_epochs: int | None = None,
+        use_buffers: bool = True,
+        device: str | None = None,
+    ) -> None:
+        if not 0.0 < float(decay) < 1.0:
+            raise ValueError(f"callbacks.ema.decay must be between 0 and 1 (exclusive), got {decay}")
+        if int(update_every_n_steps) < 1:
+            raise ValueError(f"callbacks.ema.update_every_n_steps must be >= 1, got {update_every_n_steps}")
+        super().__init__(
+            device=device,
+            use_buffers=use_buffers,
+            decay=float(decay),
+            update_every_n_steps=int(update_every_n_steps),
+            update_starting_at_step=int(warmup_steps) if warmup_steps else None,
+            update_starting_at_epoch=None,
+        )
+        self.decay = float(decay)
+        self.warmup_epochs = None if warmup_epochs is None else int(warmup_epochs)
+        self._current_epoch = 0
+
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: STEP_OUTPUT,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        """Update after the optimizer step (from ``warmup_epochs`` when set)."""
+        self._current_epoch = trainer.current_epoch
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    def should_update(self, step_idx: int | None = None, epoch_idx: int | None = None) -> bool:
+        """Step updates only: every ``update_every_n_steps`` once the warm-up is over."""
+        if step_idx is None:
+            return False
+        if self.warmup_epochs is not None and self._current_epoch < self.warmup_epochs:
+            return False
+        return super().should_update(step_idx=step_idx)
+
+
+class SWA(_AveragingFixes):
+    """Stochastic weight averaging: the equal-weight average of the weights from ``swa_epoch_start`` on.
+
+    The average is updated after every ``update_every_n_steps`` optimizer steps of the averaging epochs (an
+    average of the iterates, Lightning's ``WeightAveraging`` default), so the validation of each epoch and
+    its checkpoint already include that epoch. The learning rate follows the ``scheduler`` group: SWA works
+    best with a constant or cyclic rate over the averaging epochs (``scheduler=none``).
+
+    Args:
+        swa_epoch_start: first averaged epoch (int, 0-based), or a fraction of ``trainer.max_epochs`` (float
+            in (0, 1), as in Lightning's ``StochasticWeightAveraging``).
+        update_every_n_steps: update after every n-th optimizer step.
+        use_buffers: average the buffers (BatchNorm statistics) too.
+        device: where the average lives (null: the model's device).
+    """
+
+    def __init__(
+        self,
+        swa_epoch_start: int | float = 0.8,
+        update_every_n_steps: int = 1,
+        use_buffers: bool = True,
+        device: str | None = None,
+    ) -> None:
+        start_is_fraction = isinstance(swa_epoch_start, float) and 0.0 < swa_epoch_start < 1.0
+        if not start_is_fraction and not (float(swa_epoch_start).is_integer() and swa_epoch_start >= 0):
+            raise ValueError(
+                f"callbacks.swa.swa_epoch_start must be an epoch index >= 0 or a fraction in (0, 1) of "
+                f"max_epochs, got {swa_epoch_start}"
+            )
+        if int(update_every_n_steps) < 1:
+            raise ValueError(f"callbacks.swa.update_every_n_steps must be >= 1, got {update_every_n_steps}")
+        super().__init__(device=device, use_buffers=use_buffers)
+        self.swa_epoch_start = swa_epoch_start
+        self.update_every_n_steps = int(update_every_n_steps)
+        self._start_epoch = 0 if start_is_fraction else int(swa_epoch_start)
+        self._current_epoch = 0
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """Resolve a fractional start against ``max_epochs`` and create the average."""
+        if isinstance(self.swa_epoch_start, float) and 0.0 < self.swa_epoch_start < 1.0:
+            max_epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else 1
+            self._start_epoch = int(self.swa_epoch_start * max_epochs)
+        super().setup(trainer, pl_module, stage)
+
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: STEP_OUTPUT,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        """Update after the optimizer step of an averaging epoch."""
+        self._current_epoch = trainer.current_epoch
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    def should_update(self, step_idx: int | None = None, epoch_idx: int | None = None) -> bool:
+        """Every ``update_every_n_steps`` optimizer steps from epoch ``swa_epoch_start``."""
+        if step_idx is None or self._current_epoch < self._start_epoch:
+            return False
+        return step_idx % self.update_every_n_steps == 0
