@@ -348,3 +348,26 @@ def test_a_full_disk_on_any_other_write_is_the_same_paragraph(tmp_path, monkeypa
     assert err.startswith(f"Error: No space left on device while writing into {tmp_path}/metrics.json")
     assert "Traceback" not in err
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()  # what the run wrote before stays
+
+
+def test_lightnings_console_handler_follows_the_current_stderr(monkeypatch, capsys):
+    """A handler made while stderr was a temporary stream still writes after that stream is closed."""
+    import io
+    import logging
+
+    from lit_vision.utils.reporting import CurrentStderrHandler
+
+    temporary = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", temporary)
+    handler = CurrentStderrHandler()
+    monkeypatch.undo()
+    temporary.close()
+    logger = logging.getLogger("lit_vision.test_console_handler")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("still printed")
+    finally:
+        logger.removeHandler(handler)
+    err = capsys.readouterr().err
+    assert "still printed" in err and "Logging error" not in err

@@ -332,7 +332,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], float | None]:
             log.info("Evaluating %s", ckpt_path)
         if do_train:  # tune=lr_find / tune=batch_size: Lightning's Tuner, before the run's own trainer exists
             tune_before_fit(cfg, task, datamodule, output_dir, resuming=ckpt_path is not None)
-        callbacks: list[Callback] = drop_switched_off_callbacks(instantiate_dict(cfg.get("callbacks")), cfg.get("trainer"))
+        callbacks: list[Callback] = drop_switched_off_callbacks(
+            instantiate_dict(cfg.get("callbacks")), cfg.get("trainer")
+        )
         interrupt = safety_callbacks(callbacks, output_dir / "checkpoints")
         loggers: list[Logger] = instantiate_dict(cfg.get("logger"))
         trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)

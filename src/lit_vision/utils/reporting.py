@@ -74,6 +74,22 @@ def quiet_known_noise() -> None:
     short_lightning_console()
 
 
+class CurrentStderrHandler(logging.StreamHandler):
+    """A console handler that writes to ``sys.stderr`` as it is when each message is logged.
+
+    A plain StreamHandler keeps the stream it was created with; when that was a temporary replacement
+    (a captured or redirected stderr, since closed), every later message ends in "--- Logging error ---".
+    """
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler.__init__ assigns it; the current stderr always wins
+        pass
+
+
 def short_lightning_console() -> None:
     """Lightning's own one-line console messages, printed once.
 
@@ -85,5 +101,5 @@ def short_lightning_console() -> None:
     for name in ("lightning.pytorch", "lightning.fabric"):
         logger = logging.getLogger(name)
         if logger.propagate and not logger.handlers:
-            logger.addHandler(logging.StreamHandler())
+            logger.addHandler(CurrentStderrHandler())
             logger.propagate = False
