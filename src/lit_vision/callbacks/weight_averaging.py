@@ -26,6 +26,20 @@ from lightning.pytorch.utilities.types import STEP_OUTPUT
 class _AveragingFixes(WeightAveraging):
     """The behaviour shared by :class:`EMA` and :class:`SWA` (see the module docstring)."""
 
+    _current_epoch = 0  # the epoch of the last training batch; should_update() of the subclasses reads it
+
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: STEP_OUTPUT,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        """Note the epoch, then let Lightning update the average after the optimizer step."""
+        self._current_epoch = trainer.current_epoch
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
     _average_model: Any
 
     @property
@@ -129,18 +143,6 @@ class EMA(_AveragingFixes, EMAWeightAveraging):
         self.warmup_epochs = None if warmup_epochs is None else int(warmup_epochs)
         self._current_epoch = 0
 
-    def on_train_batch_end(
-        self,
-        trainer: L.Trainer,
-        pl_module: L.LightningModule,
-        outputs: STEP_OUTPUT,
-        batch: Any,
-        batch_idx: int,
-    ) -> None:
-        """Update after the optimizer step (from ``warmup_epochs`` when set)."""
-        self._current_epoch = trainer.current_epoch
-        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
-
     def should_update(self, step_idx: int | None = None, epoch_idx: int | None = None) -> bool:
         """Step updates only: every ``update_every_n_steps`` once the warm-up is over."""
         if step_idx is None:
@@ -193,18 +195,6 @@ class SWA(_AveragingFixes):
             max_epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else 1
             self._start_epoch = int(self.swa_epoch_start * max_epochs)
         super().setup(trainer, pl_module, stage)
-
-    def on_train_batch_end(
-        self,
-        trainer: L.Trainer,
-        pl_module: L.LightningModule,
-        outputs: STEP_OUTPUT,
-        batch: Any,
-        batch_idx: int,
-    ) -> None:
-        """Update after the optimizer step of an averaging epoch."""
-        self._current_epoch = trainer.current_epoch
-        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
     def should_update(self, step_idx: int | None = None, epoch_idx: int | None = None) -> bool:
         """Every ``update_every_n_steps`` optimizer steps from epoch ``swa_epoch_start``."""
