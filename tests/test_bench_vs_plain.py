@@ -61,8 +61,11 @@ def test_harness_runs_both_sides_and_reports_every_kind_of_row(tmp_path):
     for row in rows:
         assert row["value"] is not None and row["baseline"] is not None, row
         if row["metric"] != "data wait share of train time":
-            # ratio of the unrounded figures, the figures rounded to 4 decimals
-            assert row["ratio"] == pytest.approx(row["value"] / row["baseline"], rel=1e-3, abs=1e-3), row
+            # ratio of the unrounded figures, the figures rounded to 4 decimals: allow what that rounding
+            # can move a ratio of small figures (0.0109 / 0.0060 s epochs), plus the ratio's own rounding
+            value, baseline = row["value"], row["baseline"]
+            rounding = abs(value / baseline) * (0.5e-4 / abs(value) + 0.5e-4 / abs(baseline))
+            assert row["ratio"] == pytest.approx(value / baseline, abs=rounding + 1e-3), row
     assert rows[0]["value"] == round(runs["defaults"].test_acc, 4)
     assert "lit_vision: step " in rows[-1]["note"] and "plain: step " in rows[-1]["note"]
 
