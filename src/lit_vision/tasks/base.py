@@ -37,6 +37,10 @@ def to_plain(value: Any) -> Any:
     return value
 
 
+# Checkpoint key of the running training-epoch state saved on an interruption (see on_save_checkpoint).
+RUNNING_TRAIN_EPOCH = "running_train_epoch"
+
+
 class BaseTask(L.LightningModule):
     """Builds ``net`` (an nn.Module config), its loss and metrics, and owns optimisation and logging.
 
@@ -269,9 +273,20 @@ class BaseTask(L.LightningModule):
         checkpoint["data_info"] = self.data_info.to_dict() if self.data_info is not None else {}
         # Which task class to rebuild (evaluate/predict from the checkpoint alone).
         checkpoint["task_class"] = f"{type(self).__module__}.{type(self).__qualname__}"
+        # Interrupted mid-epoch (Ctrl-C, SIGTERM): carry the epoch's running training loss and metrics, so
+        # the resumed epoch's train/* values cover all its batches, as in an uninterrupted run.
+        if self._trainer is not None and self.trainer.interrupted and self.loss_means["train"].count:
+            checkpoint[RUNNING_TRAIN_EPOCH] = {
+                "loss": self.loss_means["train"].state(),
+                "metrics": self.metric_buffers["train"].state(),
+            }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.data_info = checkpoint.get("data_info")
+        running = checkpoint.get(RUNNING_TRAIN_EPOCH)
+        if running:
+            self.loss_means["train"].load_state(running["loss"])
+            self.metric_buffers["train"].load_state(running["metrics"])
 
     # ------------------------------------------------------------------ optimisation
     def default_scheduler(self) -> dict[str, Any] | None:

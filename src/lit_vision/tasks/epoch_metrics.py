@@ -45,6 +45,26 @@ class BufferedMetrics:
         self.flush()
         return self.metrics.compute()
 
+    def state(self) -> dict[str, dict]:
+        """The metrics' accumulated states (tensors, lists of tensors, update counts), after a flush: what a
+        checkpoint written mid-epoch needs to carry so a resumed epoch computes over all its batches."""
+        self.flush()
+        return {
+            name: {"states": dict(metric.metric_state), "updates": int(metric._update_count)}
+            for name, metric in self.metrics.items(keep_base=True)
+        }
+
+    def load_state(self, saved: dict[str, dict]) -> None:
+        """Restore what :meth:`state` returned (metrics missing from ``saved`` stay as they are)."""
+        self.reset()
+        for name, metric in self.metrics.items(keep_base=True):
+            if name not in saved:
+                continue
+            for key, value in saved[name]["states"].items():
+                setattr(metric, key, value)
+            metric._update_count = int(saved[name]["updates"])
+            metric._computed = None
+
     def reset(self) -> None:
         """Drop waiting batches and reset the metrics."""
         self._outputs, self._targets, self._count = [], [], 0
@@ -63,6 +83,14 @@ class RunningMean:
         value = value.detach() * n
         self.total = value if self.total is None else self.total + value
         self.count += int(n)
+
+    def state(self) -> dict[str, torch.Tensor | int | None]:
+        """The running total and count (see :meth:`BufferedMetrics.state`)."""
+        return {"total": self.total, "count": self.count}
+
+    def load_state(self, saved: dict[str, torch.Tensor | int | None]) -> None:
+        """Restore what :meth:`state` returned."""
+        self.total, self.count = saved["total"], int(saved["count"] or 0)
 
     def compute_and_reset(self) -> torch.Tensor:
         """The mean so far (NaN when nothing was added); then start again."""
