@@ -95,13 +95,13 @@ def read_index_mask(path: Path) -> np.ndarray:
         if array.ndim != 2:
             raise UserError(f"{path}: a mask array must be 2-D (H, W), got shape {array.shape}.")
         array = np.where(array < 0, IGNORE_INDEX, array)
-        return _checked_uint8(path, array)
+        return index_values(path, array)
     try:
         with pixel_limit(), Image.open(path) as image:
             if image.mode in ("P", "L", "1"):
                 return np.asarray(image.convert("L") if image.mode == "1" else image, dtype=np.uint8).copy()
             if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-                return _checked_uint8(path, np.asarray(image))
+                return index_values(path, np.asarray(image))
             rgb = np.asarray(image.convert("RGB"), dtype=np.uint8)
     except UserError:
         raise
@@ -141,11 +141,13 @@ def rgb_to_index(path: Path, rgb: np.ndarray) -> np.ndarray:
     return indices.astype(np.uint8)
 
 
-def _checked_uint8(path: Path, array: np.ndarray) -> np.ndarray:
-    array = np.asarray(array)
-    if array.size and (array.min() < 0 or array.max() > IGNORE_INDEX):
+def index_values(path: Path, values: np.ndarray) -> np.ndarray:
+    """Class-index values as uint8; UserError when some are negative or above IGNORE_INDEX."""
+    values = np.asarray(values)
+    if values.size and (values.min() < 0 or values.max() > IGNORE_INDEX):
         raise UserError(
             f"{path}: mask values must be class indices 0..254 or {IGNORE_INDEX} (ignore); found values from "
-            f"{array.min()} to {array.max()}."
+            f"{values.min()} to {values.max()}. For a binary mask set data.mask_threshold to the grey level "
+            "from which a pixel is the class (e.g. 128), or save class indices."
         )
-    return array.astype(np.uint8)
+    return values.astype(np.uint8)

@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from lit_vision.data.image_io import pixel_limit
-from lit_vision.data.segmentation.images import rgb_to_index
+from lit_vision.data.segmentation.images import index_values, rgb_to_index
 from lit_vision.data.segmentation.labels import IGNORE_INDEX
 from lit_vision.data.validation import BadFileError
 from lit_vision.errors import UserError
@@ -154,18 +154,6 @@ def _grey_of(raw: RawMask) -> np.ndarray:
 def binarize(values: np.ndarray, threshold: float) -> np.ndarray:
     """1 where ``values >= threshold``, else 0, as uint8."""
     return (values >= threshold).astype(np.uint8)
-
-
-def index_values(path: Path, values: np.ndarray) -> np.ndarray:
-    """Class-index values as uint8; UserError when some are negative or above IGNORE_INDEX."""
-    values = np.asarray(values)
-    if values.size and (values.min() < 0 or values.max() > IGNORE_INDEX):
-        raise UserError(
-            f"{path}: mask values must be class indices 0..254 or {IGNORE_INDEX} (ignore); found values from "
-            f"{values.min()} to {values.max()}. For a binary mask set data.mask_threshold to the grey level "
-            "from which a pixel is the class (e.g. 128), or save class indices."
-        )
-    return values.astype(np.uint8)
 
 
 def _binary_level(distinct: np.ndarray) -> int | None:
