@@ -175,3 +175,15 @@ def test_the_tutorials_temps_extended_csv():
     dm = temps_module(REAL_TEMPS / "temps_extended.csv", categorical=["weekday"])
     assert dm.num_features == 16 and dm.data_info()["numeric_columns"][0] == "year"
     assert sum(len(dm.split_frame(k)) for k in ("train", "val", "test")) == 2191
+
+
+def test_a_duplicate_header_column_is_named(tmp_path):
+    from lit_vision.data.tabular import read_csv
+    from lit_vision.errors import UserError
+
+    path = tmp_path / "dup.csv"
+    path.write_text("year,temp_1, temp_1,actual\n2016,45,46,44\n")
+    with pytest.raises(
+        UserError, match=r"data.path=.*dup.csv: the header names the column\(s\) 'temp_1' more than once"
+    ):
+        read_csv(path, "data.path")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -57,8 +58,23 @@ def read_csv(path: str | Path, role: str) -> pd.DataFrame:
         ) from None
     if frame.empty:
         raise UserError(f"{role}={path} has a header but no rows.")
+    check_unique_header(path, role)
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame
+
+
+def check_unique_header(path: Path, role: str) -> None:
+    """UserError naming the columns that appear twice in the header line (pandas would rename the second
+    ``x`` to ``x.1`` silently, and a config naming ``x`` would read the first one only)."""
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        header = next(csv.reader(handle), [])
+    names = [name.strip() for name in header]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise UserError(
+            f"{role}={path}: the header names the column(s) {', '.join(repr(n) for n in repeated)} more than "
+            "once. Give every column its own name in the header line."
+        )
 
 
 def require_columns(frame: pd.DataFrame, columns: Sequence[str], source: str, key: str) -> None:
