@@ -8,7 +8,7 @@ LOGDIR ?= outputs
 PYTEST_WORKERS ?= 2
 ARGS ?=
 
-.PHONY: help install train test test-full bench lint format tensorboard clean
+.PHONY: help install train test test-full bench bench-gpu lint format tensorboard clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ test-full: $(STAMP)  ## every test, slow ones included
 
 bench: $(STAMP)  ## benchmark suite: writes bench/results.json and bench/results.md
 	$(PY) -m bench $(ARGS)
+
+bench-gpu: $(STAMP)  ## GPU measurements (cifar10_fast, precisions, 2-GPU DDP): bench/gpu/; ARGS=--dry-run anywhere
+	$(PY) -m bench.gpu $(ARGS)
 
 lint: $(STAMP)  ## ruff check + format check
 	$(PY) -m ruff check src tests bench train.py

@@ -178,3 +178,16 @@ def test_real_data_case_runs_quick_on_files_in_the_real_layout(tmp_path, monkeyp
         assert row["case"] == case and "--quick" in row["setting"]
         if not row["metric"].startswith("seconds to"):  # the fake classes may not reach the target
             assert row["value"] is not None and row["baseline"] is not None, row
+
+
+def test_gpu_script_dry_run_checks_the_wiring_on_any_machine(tmp_path):
+    import json
+
+    from bench.gpu import DDP_CASE, GPU_CASES, main
+
+    assert main(["--dry-run", "--out", str(tmp_path)]) == 0
+    cases = json.loads((tmp_path / "results.json").read_text())["cases"]
+    assert set(cases) == {*GPU_CASES, DDP_CASE}
+    ddp = cases[DDP_CASE]["rows"][0]
+    assert ddp["metric"] == "planned" and "ddp" in ddp["note"] and "2 devices" in ddp["note"]
+    assert "planned" in (tmp_path / "results.md").read_text()
