@@ -263,7 +263,8 @@ RESUME_RUN = [
 ]
 
 
-def _signal_during_second_epoch(run: Path, signum: int) -> subprocess.CompletedProcess:
+def _signal_during_second_epoch(run: Path, signum: int, delay: float) -> subprocess.CompletedProcess:
+    """Run RESUME_RUN and send ``signum`` ``delay`` seconds after the first epoch's checkpoint appears."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     env.pop("HYDRA_FULL_ERROR", None)
     proc = subprocess.Popen(
@@ -279,7 +280,7 @@ def _signal_during_second_epoch(run: Path, signum: int) -> subprocess.CompletedP
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
         if list((run / "checkpoints").glob("epoch000*.ckpt")):
-            time.sleep(0.5)  # well inside epoch 1
+            time.sleep(delay)  # well inside epoch 1
             proc.send_signal(signum)
             break
         time.sleep(0.05)
@@ -294,14 +295,18 @@ def _signal_during_second_epoch(run: Path, signum: int) -> subprocess.CompletedP
 def test_signal_mid_epoch_then_resume_reaches_the_uninterrupted_metrics(signum, exit_code, tmp_path):
     reference = run_train_py([*RESUME_RUN, f"hydra.run.dir={tmp_path / 'reference'}"])
     assert reference.returncode == 0, reference.stderr[-3000:]
-    expected = comparable(json.loads((tmp_path / "reference" / "metrics.json").read_text()))
+    reference_metrics = json.loads((tmp_path / "reference" / "metrics.json").read_text())
+    expected = comparable(reference_metrics)
     steps_per_epoch = expected["global_step"] // 3
+    # about 40 % into the second epoch, from the reference run's own epoch time (an epoch takes 0.4 s on a
+    # fast CPU with native bf16 and several seconds on a loaded one)
+    delay = 0.4 * float(reference_metrics["fit_seconds"]) / 3
 
     run = tmp_path / "run"
     # The signal is timed by the clock: on a loaded machine it can miss the second epoch (land on an epoch
     # boundary, in the third epoch, or after the end); such attempts are repeated.
     for _attempt in range(4):
-        killed = _signal_during_second_epoch(run, signum)
+        killed = _signal_during_second_epoch(run, signum, delay)
         metrics_file = run / "metrics.json"
         partial = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
         in_second_epoch = partial.get("epochs") == 1 and partial.get("global_step", 0) % steps_per_epoch
