@@ -180,10 +180,8 @@ MLP = {
 }
 
 
-def test_task_stores_plain_data_info_and_reads_old_checkpoints(tmp_path):
-    task = ClassificationTask(net=MLP, num_classes=3)
-    task.data_info = {"num_classes": 3, "in_channels": 1, "image_size": 4, "class_names": ["x", "y", "z"]}
-    assert isinstance(task.data_info, DataInfo) and task.class_names == ["x", "y", "z"]
+def fit_one_step(task: L.LightningModule) -> L.Trainer:
+    """One optimizer step of ``task`` on four random 4x4 images; the trainer, ready to save a checkpoint."""
     loader = DataLoader(TensorDataset(torch.randn(4, 1, 4, 4), torch.tensor([0, 1, 2, 0])), batch_size=4)
     trainer = L.Trainer(
         max_steps=1,
@@ -193,6 +191,14 @@ def test_task_stores_plain_data_info_and_reads_old_checkpoints(tmp_path):
         enable_model_summary=False,
     )
     trainer.fit(task, loader)
+    return trainer
+
+
+def test_task_stores_plain_data_info_and_reads_old_checkpoints(tmp_path):
+    task = ClassificationTask(net=MLP, num_classes=3)
+    task.data_info = {"num_classes": 3, "in_channels": 1, "image_size": 4, "class_names": ["x", "y", "z"]}
+    assert isinstance(task.data_info, DataInfo) and task.class_names == ["x", "y", "z"]
+    trainer = fit_one_step(task)
     path = tmp_path / "model.ckpt"
     trainer.save_checkpoint(path)
     saved = torch.load(path, weights_only=False)
@@ -207,15 +213,7 @@ def test_task_stores_plain_data_info_and_reads_old_checkpoints(tmp_path):
 
 def test_checkpoint_without_data_info_gets_an_empty_one_of_its_kind(tmp_path):
     task = ClassificationTask(net=MLP, num_classes=3)
-    loader = DataLoader(TensorDataset(torch.randn(4, 1, 4, 4), torch.tensor([0, 1, 2, 0])), batch_size=4)
-    trainer = L.Trainer(
-        max_steps=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(task, loader)
+    trainer = fit_one_step(task)
     trainer.save_checkpoint(tmp_path / "bare.ckpt")
     model = load_model(tmp_path / "bare.ckpt")
     assert model.data_info == DataInfo("classification") and model.class_names == ["0", "1", "2"]
