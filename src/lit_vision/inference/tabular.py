@@ -21,14 +21,13 @@ from lit_vision.errors import UserError
 from lit_vision.inference.checkpoint import load_task_from_checkpoint
 from lit_vision.tasks.regression import RegressionTask
 from lit_vision.utils.io import atomic_write_text
+from lit_vision.utils.paths import require_checkpoint_file
 
 
 def load_regression_task(checkpoint: str | Path, trust: bool = False) -> RegressionTask:
     """A :class:`RegressionTask` from a lit_vision checkpoint, on the CPU in eval mode (``trust``: see
     :mod:`lit_vision.inference.trust`)."""
-    path = Path(checkpoint).expanduser()
-    if not path.is_file():
-        raise UserError(f"checkpoint {path} does not exist.")
+    path = require_checkpoint_file(checkpoint, key="checkpoint")
     task = load_task_from_checkpoint(path, None, trust)
     if not isinstance(task, RegressionTask):
         raise UserError(

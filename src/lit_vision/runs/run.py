@@ -26,7 +26,7 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from hydra.utils import instantiate, to_absolute_path
+from hydra.utils import get_original_cwd, instantiate, to_absolute_path
 from lightning.pytorch.callbacks import Callback, Checkpoint, ModelCheckpoint, ProgressBar
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.trainer.states import TrainerFn
@@ -55,6 +55,7 @@ from lit_vision.utils.distributed import is_ddp_child, process_rank
 from lit_vision.utils.hardware import check_devices
 from lit_vision.utils.io import write_json
 from lit_vision.utils.metrics import to_float_dict
+from lit_vision.utils.paths import require_checkpoint_file
 from lit_vision.utils.reporting import SIGNAL_EXIT_CODES, quiet_known_noise, report_user_error
 
 log = logging.getLogger("lit_vision")
@@ -146,9 +147,9 @@ def validate_run_keys(cfg: DictConfig) -> None:
         )
     ckpt = cfg.get("ckpt_path")
     if ckpt is not None:
-        path = Path(to_absolute_path(str(ckpt))) if HydraConfig.initialized() else Path(str(ckpt))
-        if not path.is_file():
-            raise UserError(f"ckpt_path={ckpt}: no such checkpoint file ({path}).")
+        require_checkpoint_file(
+            str(ckpt), key="ckpt_path", base=get_original_cwd() if HydraConfig.initialized() else None
+        )
     if cfg.get("train", True):
         trainer = cfg.get("trainer") or {}
         for key in ("max_epochs", "max_steps", "limit_train_batches"):
