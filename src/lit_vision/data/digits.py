@@ -5,13 +5,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lit_vision.data.in_memory import InMemoryImageDataModule, as_uint8_nchw
+from lit_vision.data.augmented import AugmentedInMemoryDataModule
+from lit_vision.data.in_memory import as_uint8_nchw
 
 
-class DigitsDataModule(InMemoryImageDataModule):
+class DigitsDataModule(AugmentedInMemoryDataModule):
     """The UCI optical-digits set from ``sklearn.datasets.load_digits`` with a seeded stratified split.
 
-    Pixel values (0..16) are scaled to uint8 0..255 so the pipeline is the same as for MNIST.
+    Pixel values (0..16) are scaled to uint8 0..255 so the pipeline is the same as for MNIST, including
+    ``augment`` and ``mix`` on the device.
     """
 
     def __init__(self, val_fraction: float = 0.15, test_fraction: float = 0.15, **kwargs) -> None:

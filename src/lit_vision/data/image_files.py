@@ -27,6 +27,7 @@ from torchvision.transforms import v2
 
 from lit_vision.data.contract import DataInfo, classification_info
 from lit_vision.data.image_io import BadImageError, ImageHeader, decode_image_file, inspect_image
+from lit_vision.data.mixing import BatchMix, parse_mix
 from lit_vision.data.resumable import EpochSampler, ResumableDataLoader
 from lit_vision.data.split_loaders import SplitDataModule
 from lit_vision.data.splits import check_folds, fold_indices
@@ -120,8 +121,15 @@ def stack_crops(out: Any) -> torch.Tensor:
     return out.as_subclass(torch.Tensor)
 
 
-def collate_images(batch: list[tuple[torch.Tensor, int]], transforms_key: str = "train_transforms"):
-    """Stack images and labels; images of different sizes give a UserError naming the config list."""
+def collate_images(
+    batch: list[tuple[torch.Tensor, int]],
+    transforms_key: str = "train_transforms",
+    mix: BatchMix | None = None,
+):
+    """Stack images and labels; images of different sizes give a UserError naming the config list.
+
+    With ``mix`` (training batches under ``data.mix``) the batch is mixed here, in the worker, and becomes
+    ``(images, labels, soft targets)``."""
     images = [item[0] for item in batch]
     first = images[0].shape
     for image in images[1:]:
@@ -132,6 +140,8 @@ def collate_images(batch: list[tuple[torch.Tensor, int]], transforms_key: str = 
                 "as CenterCrop: {size: 224} or Resize: {size: [224, 224]}."
             )
     labels = torch.tensor([item[1] for item in batch], dtype=torch.long)
+    if mix is not None:
+        return mix(torch.stack(images), labels)
     return torch.stack(images), labels
 
 
@@ -222,10 +232,12 @@ class ImageFilesDataModule(SplitDataModule):
         stats_images: int = 500,
         num_folds: int | None = None,
         fold: int = 0,
+        mix: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.num_folds, self.fold = check_folds(num_folds, fold)
         check_on_bad_sample(on_bad_sample)
+        self.mix_settings = parse_mix(OmegaConf.to_container(mix) if isinstance(mix, DictConfig) else mix)
         if check_images not in ("fast", "full", "off"):
             raise UserError(f"data.check_images must be fast, full or off, got {check_images!r}")
         if in_channels not in (None, 1, 3):
@@ -458,6 +470,9 @@ class ImageFilesDataModule(SplitDataModule):
         key = "train_transforms" if stage == "train" else "eval_transforms"
         workers = self.num_workers
         dataset = self.datasets[stage]
+        collate = functools.partial(type(self).collate, transforms_key=key)
+        if stage == "train" and self.mix_settings is not None:
+            collate = functools.partial(collate, mix=self.mix_settings.build(int(self.num_classes)))
         # The order depends only on (split_seed, epoch), and the position is checkpointed: a resumed run
         # sees the batches an uninterrupted one would have seen (the same sampler as in-memory sets).
         return ResumableDataLoader(
@@ -465,14 +480,14 @@ class ImageFilesDataModule(SplitDataModule):
             batch_size=self.batch_size if stage == "train" else self.eval_batch_size,
             sampler=EpochSampler(len(dataset), shuffle=shuffle, seed=self.split_seed),
             num_workers=workers,
-            collate_fn=functools.partial(type(self).collate, transforms_key=key),
+            collate_fn=collate,
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers and workers > 0,
         )
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        images, labels = batch
-        return self.normalize(images), labels
+        images, *targets = batch  # (images, labels) or, mixed, (images, labels, soft targets)
+        return (self.normalize(images), *targets)
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (or float in [0, 1]) -> per-channel standardised float, on the batch's device.

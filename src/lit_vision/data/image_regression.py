@@ -85,6 +85,11 @@ class ImageRegressionDataModule(ImageFilesDataModule):
                 f"data.num_classes={num_classes!r}: regression targets have no classes; leave it null."
             )
         super().__init__(**kwargs)
+        if self.mix_settings is not None:
+            raise UserError(
+                "data.mix (MixUp/CutMix) mixes class labels and applies to classification only: "
+                "remove data.mix from the image_regression data config."
+            )
         self.root = Path(str(root)).expanduser()
         self.csv_path = str(csv_path)
         self.path_column = str(path_column)

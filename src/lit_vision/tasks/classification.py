@@ -28,6 +28,7 @@ from torchmetrics.classification import (
 )
 
 from lit_vision.tasks.base import BaseTask, to_plain
+from lit_vision.tasks.soft_targets import soft_target_loss
 
 
 def classification_metrics(num_classes: int, top_k: int = 5) -> MetricCollection:
@@ -69,7 +70,8 @@ class ClassificationTask(BaseTask):
         metric_chunk: samples collected on the device before the metrics are updated with them at once.
 
     Evaluation batches of shape ``(N, crops, C, H, W)`` (FiveCrop/TenCrop) are scored by the mean of the
-    crops' outputs.
+    crops' outputs. Training batches mixed by ``data.mix`` are ``(images, labels, soft targets)``: the loss
+    uses the soft targets, the metrics the integer labels.
     """
 
     progress_bar_metrics = ("acc",)
@@ -132,22 +134,28 @@ class ClassificationTask(BaseTask):
     def compute_loss(
         self, outputs: torch.Tensor | tuple, labels: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(loss, main outputs)``; auxiliary outputs (a tuple from the net) add ``aux_loss_weight`` x their loss."""
+        """``(loss, main outputs)``; auxiliary outputs (a tuple from the net) add ``aux_loss_weight`` x their loss.
+
+        ``labels`` are integer classes, or ``(N, classes)`` probabilities (MixUp/CutMix soft targets)."""
+        loss_of = self.loss_fn if not labels.is_floating_point() else self._soft_loss
         if isinstance(outputs, (tuple, list)):
             logits, *aux = outputs
-            loss = self.loss_fn(logits, labels)
+            loss = loss_of(logits, labels)
             for extra in aux:
-                loss = loss + self.hparams.aux_loss_weight * self.loss_fn(extra, labels)
+                loss = loss + self.hparams.aux_loss_weight * loss_of(extra, labels)
             return loss, logits
-        return self.loss_fn(outputs, labels), outputs
+        return loss_of(outputs, labels), outputs
+
+    def _soft_loss(self, outputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return soft_target_loss(self.loss_fn, outputs, target)
 
     # ------------------------------------------------------------------ steps
     def model_step(
         self, batch, stage: str
     ) -> tuple[dict[str, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-        images, labels = batch
+        images, labels, *soft = batch  # mixed training batches carry soft targets (data/mixing.py)
         outputs = self(images) if stage == "train" else self.predict_logits(images)
-        loss, logits = self.compute_loss(outputs, labels)
+        loss, logits = self.compute_loss(outputs, soft[0] if soft else labels)
         # Monitoring callbacks (confusion matrix figure, PR curves...) read these instead of re-running the net.
         return {"loss": loss, "logits": logits, "target": labels}, (logits, labels)
 
