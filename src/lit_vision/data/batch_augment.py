@@ -8,7 +8,8 @@ dataset's mean/std.
 
 Config form (a list, like the transform lists): ``[{RandomCrop: {padding: 4}}, {RandomHorizontalFlip: {}}]``
 or ``[RandomHorizontalFlip]``. Ops: RandomCrop, RandomHorizontalFlip, RandomVerticalFlip, RandomAffine,
-Cutout.
+Cutout, and torchvision's RandAugment, TrivialAugmentWide, AutoAugment, RandomErasing with per-sample
+parameters (``data/batch_autoaugment.py``).
 """
 
 from __future__ import annotations
@@ -20,33 +21,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from lit_vision.data.batch_autoaugment import AUTO_OPS
+from lit_vision.data.batch_op import BatchOp, sample_mask
 from lit_vision.errors import UserError
-
-
-class BatchOp:
-    """One batched augmentation; ``set_normalization`` gives it the dataset's per-channel mean/std."""
-
-    def set_normalization(self, mean: Sequence[float], std: Sequence[float]) -> None:
-        self.mean = [float(m) for m in mean]
-        self.std = [float(s) for s in std]
-
-    def fill_tensor(self, fill: float, images: torch.Tensor) -> torch.Tensor:
-        """A pixel value (0..1) expressed in the normalised space of ``images``: shape (1, C, 1, 1)."""
-        mean = torch.tensor(getattr(self, "mean", [0.0]), device=images.device, dtype=images.dtype)
-        std = torch.tensor(getattr(self, "std", [1.0]), device=images.device, dtype=images.dtype)
-        value = (fill - mean) / std
-        return value.view(1, -1, 1, 1).expand(1, images.shape[1], 1, 1)
-
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if k not in ("mean", "std"))
-        return f"{type(self).__name__}({args})"
-
-
-def _sample_mask(images: torch.Tensor, p: float) -> torch.Tensor:
-    return torch.rand(images.shape[0], device=images.device) < p
 
 
 class RandomCrop(BatchOp):
@@ -106,7 +83,7 @@ class RandomHorizontalFlip(BatchOp):
         self.p = float(p)
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        mask = _sample_mask(images, self.p).view(-1, 1, 1, 1)
+        mask = sample_mask(images, self.p).view(-1, 1, 1, 1)
         return torch.where(mask, images.flip(-1), images)
 
 
@@ -117,7 +94,7 @@ class RandomVerticalFlip(BatchOp):
         self.p = float(p)
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        mask = _sample_mask(images, self.p).view(-1, 1, 1, 1)
+        mask = sample_mask(images, self.p).view(-1, 1, 1, 1)
         return torch.where(mask, images.flip(-2), images)
 
 
@@ -155,7 +132,7 @@ class RandomAffine(BatchOp):
             ty = _uniform(n, -self.translate[1], self.translate[1], device) * 2.0
         else:
             tx = ty = torch.zeros(n, device=device)
-        keep = ~_sample_mask(images, self.p)
+        keep = ~sample_mask(images, self.p)
         angle = angle.masked_fill(keep, 0.0)
         factor = factor.masked_fill(keep, 1.0)
         tx, ty = tx.masked_fill(keep, 0.0), ty.masked_fill(keep, 0.0)
@@ -195,13 +172,13 @@ class Cutout(BatchOp):
         ys = torch.arange(h, device=device).view(1, h, 1)
         xs = torch.arange(w, device=device).view(1, 1, w)
         inside = (ys >= top) & (ys < top + self.size) & (xs >= left) & (xs < left + self.size)
-        inside &= _sample_mask(images, self.p).view(n, 1, 1)
+        inside &= sample_mask(images, self.p).view(n, 1, 1)
         return torch.where(inside.unsqueeze(1), self.fill_tensor(self.fill, images), images)
 
 
 OPS: dict[str, type[BatchOp]] = {
     cls.__name__: cls for cls in (RandomCrop, RandomHorizontalFlip, RandomVerticalFlip, RandomAffine, Cutout)
-}
+} | AUTO_OPS
 
 
 class BatchAugment:
