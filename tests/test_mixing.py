@@ -209,3 +209,19 @@ def test_regression_refuses_mixing(tmp_path):
 
     with pytest.raises(UserError, match=r"data\.mix"):
         ImageRegressionDataModule(root=str(tmp_path), mix={"mixup_alpha": 0.2})
+
+
+@pytest.mark.parametrize(
+    "data",
+    ["mnist", "fashion_mnist", "cifar10", "cifar100", "digits", "image_folder", "flowers", "image_list"],
+)
+def test_every_classification_data_config_takes_mix_overrides(data, tmp_path):
+    from hydra.utils import instantiate
+
+    from tests.helpers import compose_cfg
+
+    cfg = compose_cfg([f"data={data}", "data.mix.mixup_alpha=0.2", "data.mix.prob=0.5"], tmp_path)
+    dm = instantiate(cfg.data)
+    assert dm.mix_settings == MixSettings(mixup_alpha=0.2, prob=0.5)
+    off = instantiate(compose_cfg([f"data={data}"], tmp_path).data)
+    assert off.mix_settings is None
