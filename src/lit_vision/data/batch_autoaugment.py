@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torchvision.transforms import v2
 
-from lit_vision.data.batch_op import BatchOp, sample_mask
+from lit_vision.data.batch_op import BatchOp
 from lit_vision.errors import UserError
 
 
@@ -60,7 +60,7 @@ class _PolicyOp(BatchOp):
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         n, _, height, width = images.shape
         pixels = self.to_unit(images)
-        keep = ~sample_mask(images, self.p).cpu()
+        keep = torch.rand(n) >= self.p  # drawn on the CPU like the ops: no device sync
         for op_index, magnitude in self.draw(n, height, width):
             op_index = op_index.masked_fill(keep, -1)
             # one torchvision call per distinct (op, magnitude): equal draws share the call
