@@ -8,6 +8,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf, open_dict
 
 from lit_vision.callbacks import optuna_pruning
@@ -16,7 +17,12 @@ from lit_vision.errors import UserError
 from lit_vision.runs.optuna_search import build_pruner, finished_trials, interrupted_trials
 from lit_vision.runs.run import train
 from lit_vision.runs.sweep_jobs import collect_jobs
-from lit_vision.runs.sweep_resume import check_same_sweep, plan_job, set_aside_previous_attempt
+from lit_vision.runs.sweep_resume import (
+    check_same_sweep,
+    plan_job,
+    resume_job_from,
+    set_aside_previous_attempt,
+)
 from lit_vision.runs.sweep_summary import write_summary
 from tests.helpers import compose_cfg, run_train_py, without_hydra
 from tests.sweep_probe import sessions
@@ -72,6 +78,19 @@ def test_a_failed_attempt_is_moved_aside_not_deleted(tmp_path):
     assert set_aside_previous_attempt(job) is None  # nothing left to move
 
 
+def test_a_resumed_job_passes_its_checkpoint_to_its_other_ddp_processes(tmp_path):
+    """Lightning's DDP launcher starts a job's other ranks from the job's task overrides (run.ddp_job_scope):
+    they must resume from the same last.ckpt as rank 0."""
+    cfg = compose_cfg(["seed=3", "ckpt_path=/old.ckpt"], output_dir=tmp_path)
+    HydraConfig.instance().set_config(cfg)
+    try:
+        resume_job_from(tmp_path / "checkpoints" / "last.ckpt")
+        task = list(HydraConfig.get().overrides.task)
+    finally:
+        HydraConfig.instance().cfg = None
+    assert task == ["seed=3", f"ckpt_path={tmp_path / 'checkpoints' / 'last.ckpt'}"]
+
+
 def test_resuming_a_sweep_with_other_overrides_is_refused(tmp_path):
     record = {"hydra": {"overrides": {"task": ["seed=1,2", "optim.lr=0.1"]}}}
     (tmp_path / "multirun.yaml").write_text(OmegaConf.to_yaml(record))
@@ -94,6 +113,12 @@ def test_summary_counts_pruned_trials_apart_from_failed_ones(tmp_path):
     markdown = (tmp_path / "summary.md").read_text()
     assert "3 jobs, 1 completed, 1 pruned, 1 failed" in markdown
     assert "| 1 | pruned |" in markdown
+
+
+def test_resume_sweep_in_a_single_run_says_how_to_resume_a_run(tmp_path):
+    proc = run_train_py(["resume_sweep=true", "trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'run'}"])
+    assert proc.returncode == 2
+    assert "resume_sweep=true continues a sweep: use it with -m" in " ".join(proc.stderr.split())
 
 
 # ------------------------------------------------------------------------------------------ pruning

@@ -50,7 +50,7 @@ from lit_vision.inference.checkpoint import (
     load_task_from_checkpoint,
 )
 from lit_vision.inference.trust import safe_globals
-from lit_vision.runs.sweep_resume import RESUME_KEY, plan_job, set_aside_previous_attempt
+from lit_vision.runs.sweep_resume import RESUME_KEY, plan_job, resume_job_from, set_aside_previous_attempt
 from lit_vision.runs.tuning import tune_before_fit
 from lit_vision.utils.checkpoint_io import disk_full_error, is_disk_full
 from lit_vision.utils.distributed import is_ddp_child, process_rank
@@ -141,6 +141,11 @@ def validate_run_keys(cfg: DictConfig) -> None:
     for key, default in (("train", True), ("test", True), ("trust_checkpoint", False), (RESUME_KEY, False)):
         if not isinstance(cfg.get(key, default), bool):
             raise UserError(f"{key}={cfg.get(key)!r} must be true or false.")
+    if cfg.get(RESUME_KEY, False) and HydraConfig.initialized() and not (is_multirun() or is_ddp_child()):
+        raise UserError(
+            f"{RESUME_KEY}=true continues a sweep: use it with -m (or hparams_search=...) and "
+            "hydra.sweep.dir=<the sweep's folder>. A single run resumes with ckpt_path=<run>/checkpoints/last.ckpt."
+        )
     test_ckpt = cfg.get("test_ckpt", "best")
     if test_ckpt not in TEST_CKPT_CHOICES:
         raise UserError(
@@ -511,6 +516,7 @@ def run_task(cfg: DictConfig) -> float | None:
             if plan.action == "resume":
                 with open_dict(cfg):
                     cfg.ckpt_path = str(plan.ckpt_path)
+                resume_job_from(plan.ckpt_path)
             elif (moved := set_aside_previous_attempt(cfg.paths.output_dir)) is not None:
                 log.info("The previous attempt's files are kept in %s.", moved)
         return train(cfg)[1]

@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import OmegaConf, read_write
 
+from lit_vision.config.overrides import quote_value
 from lit_vision.errors import UserError
 
 RESUME_KEY = "resume_sweep"
@@ -106,3 +108,14 @@ def check_same_sweep(sweep_dir: Path, overrides: list[str]) -> None:
             f"({' '.join(before) or 'none'}) than these ({' '.join(now) or 'none'}), so its job folders would "
             "mean other settings. Rerun the same command, or choose a new hydra.sweep.dir."
         )
+
+
+def resume_job_from(ckpt_path: Path) -> None:
+    """Record ``ckpt_path=<ckpt_path>`` in the running job's task overrides: Lightning's DDP launcher starts
+    the job's other processes from them (``run.ddp_job_scope``), so every rank resumes from the checkpoint."""
+    if not HydraConfig.initialized():
+        return
+    task = HydraConfig.get().overrides.task
+    kept = [str(o) for o in task if str(o).split("=", 1)[0].lstrip("+") != "ckpt_path"]
+    with read_write(HydraConfig.get().overrides):
+        HydraConfig.get().overrides.task = [*kept, f"ckpt_path={quote_value(str(ckpt_path))}"]
