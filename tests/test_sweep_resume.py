@@ -132,6 +132,23 @@ def test_pruner_must_be_an_optuna_pruner():
         build_pruner(OmegaConf.create({"_target_": "os.system", "command": "echo"}))
 
 
+@pytest.mark.parametrize(
+    ("option", "kind"),
+    [("nop", "NopPruner"), ("median", "MedianPruner"), ("hyperband", "HyperbandPruner")],
+)
+def test_pruner_options_build_optuna_pruners(option, kind):
+    cfg = compose_cfg(
+        ["hparams_search=classification", f"hydra/sweeper/pruner={option}", "trainer.max_epochs=7"]
+    )
+    assert cfg.hydra.sweeper._target_ == "hydra_plugins.lit_vision_optuna.ResumableOptunaSweeper"
+    assert cfg.hydra.sweeper.storage.endswith("/optuna.db")  # kept on disk, in the sweep folder
+    assert cfg.callbacks.optuna_pruning.monitor == "val/acc"
+    pruner = build_pruner(cfg.hydra.sweeper.pruner)
+    assert type(pruner).__name__ == kind
+    if option == "hyperband":
+        assert pruner._max_resource == 7  # trainer.max_epochs
+
+
 def test_a_pruned_trial_stops_before_max_epochs_and_is_marked_pruned(tmp_path, monkeypatch):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # val/acc can never reach 2: the trial is pruned at its first report
