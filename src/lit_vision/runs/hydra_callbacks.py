@@ -2,7 +2,8 @@
 
 - :class:`RunDirGuard` picks the run (or sweep) folder before Hydra writes anything into it: a resumed run
   goes back into its own folder, an automatically named folder that already holds a run gets a ``_1``
-  suffix, and an explicit ``hydra.run.dir=`` / ``hydra.sweep.dir=`` that holds one is refused.
+  suffix, and an explicit ``hydra.run.dir=`` / ``hydra.sweep.dir=`` that holds one is refused, unless
+  ``resume_sweep=true`` continues that sweep (same overrides; see :mod:`.sweep_resume`).
 - :class:`SweepSummary` rewrites the sweep's ``summary.csv`` / ``summary.md`` after every job and prints
   the table at the end; a sweep with failed jobs exits with status 1 after everything else has finished.
 
@@ -34,6 +35,7 @@ from lit_vision.runs.run_folder import (
     run_dir_of_checkpoint,
 )
 from lit_vision.runs.sweep_groups import DEFAULT_ALPHA
+from lit_vision.runs.sweep_resume import RESUME_KEY, check_same_sweep
 from lit_vision.runs.sweep_summary import SUMMARY_MD, print_summary, write_summary
 from lit_vision.utils.distributed import is_ddp_child, process_rank
 from lit_vision.utils.io import write_json
@@ -72,17 +74,38 @@ class RunDirGuard(Callback):
             return
         HydraConfig.instance().set_config(config)
         sweep_dir = Path(str(config.hydra.sweep.dir)).absolute()
+        if config.get(RESUME_KEY, False) is True:
+            try:
+                self._check_resume(config, sweep_dir)
+            except UserError as exc:
+                report_user_error(exc)
+            return
         if not holds_previous_sweep(sweep_dir):
             return
         if _overridden(config, "hydra.sweep.dir"):
             report_user_error(
                 UserError(
                     f"hydra.sweep.dir={sweep_dir} already holds a sweep (multirun.yaml and job folders); "
-                    "its results would be mixed with this one. Choose a new folder."
+                    "its results would be mixed with this one. Choose a new folder, or continue that sweep "
+                    f"with the same command and {RESUME_KEY}=true."
                 )
             )
         free = next_free_dir(sweep_dir, holds_previous_sweep)
         _set_hydra_value(config, "sweep.dir", str(free))
+
+    @staticmethod
+    def _check_resume(config: DictConfig, sweep_dir: Path) -> None:
+        """``resume_sweep=true`` continues the sweep in the folder given by ``hydra.sweep.dir``."""
+        if not _overridden(config, "hydra.sweep.dir"):
+            raise UserError(
+                f"{RESUME_KEY}=true continues a sweep in its folder: give that folder with "
+                "hydra.sweep.dir=<sweep folder> (e.g. multirun/2026-01-31/12-00-00.123), the same on every rerun."
+            )
+        if holds_previous_sweep(sweep_dir):
+            check_same_sweep(sweep_dir, [str(o) for o in config.hydra.overrides.task])
+            log.info(
+                "Resuming the sweep in %s: finished jobs are skipped, interrupted ones resumed.", sweep_dir
+            )
 
     def _choose_run_dir(self, config: DictConfig) -> None:
         HydraConfig.instance().set_config(config)  # so ${hydra:...} in the folder name resolves
@@ -146,7 +169,7 @@ class SweepSummary(Callback):
         if not jobs:
             return
         print_summary(sweep_dir, jobs, self.alpha)
-        failed = [j for j in jobs if not j.ok]
+        failed = [j for j in jobs if j.failed]  # a pruned Optuna trial stopped on purpose
         if failed:
             # Hydra turns exceptions raised by callbacks into warnings: exit explicitly (status 1).
             names = ", ".join(j.name for j in failed)

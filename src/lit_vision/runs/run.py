@@ -33,6 +33,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from lit_vision.callbacks.optuna_pruning import pruned_at_epoch
 from lit_vision.callbacks.safety import ExactResume, FiniteLossGuard, InterruptCheckpoint
 from lit_vision.config.presentation import (
     command_line_overrides,
@@ -49,6 +50,7 @@ from lit_vision.inference.checkpoint import (
     load_task_from_checkpoint,
 )
 from lit_vision.inference.trust import safe_globals
+from lit_vision.runs.sweep_resume import RESUME_KEY, plan_job, resume_job_from, set_aside_previous_attempt
 from lit_vision.runs.tuning import tune_before_fit
 from lit_vision.utils.checkpoint_io import disk_full_error, is_disk_full
 from lit_vision.utils.distributed import is_ddp_child, process_rank
@@ -136,9 +138,14 @@ def validate_run_keys(cfg: DictConfig) -> None:
     seed = cfg.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise UserError(f"seed={seed!r} is not an integer: use e.g. seed=42, or seed=null for a fresh one.")
-    for key, default in (("train", True), ("test", True), ("trust_checkpoint", False)):
+    for key, default in (("train", True), ("test", True), ("trust_checkpoint", False), (RESUME_KEY, False)):
         if not isinstance(cfg.get(key, default), bool):
             raise UserError(f"{key}={cfg.get(key)!r} must be true or false.")
+    if cfg.get(RESUME_KEY, False) and HydraConfig.initialized() and not (is_multirun() or is_ddp_child()):
+        raise UserError(
+            f"{RESUME_KEY}=true continues a sweep: use it with -m (or hparams_search=...) and "
+            "hydra.sweep.dir=<the sweep's folder>. A single run resumes with ckpt_path=<run>/checkpoints/last.ckpt."
+        )
     test_ckpt = cfg.get("test_ckpt", "best")
     if test_ckpt not in TEST_CKPT_CHOICES:
         raise UserError(
@@ -344,7 +351,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], float | None]:
 
         with ddp_job_scope(trainer):
             _fit_and_test(cfg, trainer, task, datamodule, ckpt_path, metrics)
-        metrics["status"] = "completed"
+        metrics["status"] = "pruned" if "pruned_at_epoch" in metrics else "completed"
     except BaseException as exc:
         signal_name = interrupt.reason if interrupt is not None else None
         if signal_name is None and isinstance(exc, KeyboardInterrupt):
@@ -396,6 +403,11 @@ def _fit_and_test(
             trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=weights_only)
         metrics["fit_seconds"] = round(time.perf_counter() - start, 3)
         metrics.update(_progress(trainer))
+        pruned = pruned_at_epoch(trainer)
+        if pruned is not None:  # the Optuna pruner stopped this trial: its test score would not be used
+            metrics["pruned_at_epoch"] = pruned
+            do_test = False
+            log.info("Optuna pruned this trial after epoch %d; it is not tested.", pruned)
 
     best = checkpoint_callback(trainer)
     best_path = best.best_model_path if best is not None and do_train else ""
@@ -431,7 +443,7 @@ def _finish_metrics(
     cfg: DictConfig, metrics: dict[str, Any], output_dir: Path, rank_zero: bool
 ) -> float | None:
     """Add the optimised metric (name, mode, value) and write metrics.json from rank 0."""
-    value = optimized_value(cfg, metrics) if metrics.get("status") == "completed" else None
+    value = optimized_value(cfg, metrics) if metrics.get("status") in ("completed", "pruned") else None
     if cfg.get("optimized_metric"):
         metrics.update(
             optimized_metric=str(cfg.optimized_metric),
@@ -490,10 +502,23 @@ def run_task(cfg: DictConfig) -> float | None:
     - Ctrl-C / SIGTERM: the resume command, exit status 130 / 143 (a sweep stops too).
     - In a multirun job: any error is logged (with its traceback unless it is a UserError), the job is marked
       failed in metrics.json and the sweep summary, and the sweep goes on.
+    - In a job of a sweep rerun with ``resume_sweep=true``: a finished job is skipped, an interrupted one
+      resumed from its last.ckpt, a failed one run again (:mod:`lit_vision.runs.sweep_resume`).
     - In a single run: a UserError is one paragraph on stderr, exit status 2; other errors get Hydra's
       report. ``HYDRA_FULL_ERROR=1`` shows every traceback.
     """
     try:
+        if is_multirun() and cfg.get(RESUME_KEY, False) is True:
+            plan = plan_job(Path(cfg.paths.output_dir))
+            log.info("Resumed sweep, job %s: %s.", Path(cfg.paths.output_dir).name, plan.reason)
+            if plan.action == "skip":
+                return plan.value
+            if plan.action == "resume":
+                with open_dict(cfg):
+                    cfg.ckpt_path = str(plan.ckpt_path)
+                resume_job_from(plan.ckpt_path)
+            elif (moved := set_aside_previous_attempt(cfg.paths.output_dir)) is not None:
+                log.info("The previous attempt's files are kept in %s.", moved)
         return train(cfg)[1]
     except RunInterrupted as exc:
         log.warning("%s", exc)

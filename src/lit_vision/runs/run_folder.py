@@ -20,7 +20,7 @@ from lit_vision.utils.distributed import is_ddp_child
 # What a previous run leaves in its folder; a folder holding any of these is "used".
 RUN_DIR_MARKERS = ("config.yaml", "metrics.json", "checkpoints", ".hydra", "tensorboard", "csv")
 # Overrides that describe how a run was launched rather than what it trains: never reused.
-NOT_REUSED = ("ckpt_path", "hparams_search", "resume_in_run_dir", "train", "test")
+NOT_REUSED = ("ckpt_path", "hparams_search", "resume_in_run_dir", "resume_sweep", "train", "test")
 RESUME_RECORD_PREFIX = "resume-"
 
 

@@ -10,6 +10,9 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+# Overrides that say how a sweep was launched, not what a job trains: left out of the summary.
+LAUNCH_ONLY = ("resume_sweep",)
+
 
 @dataclass
 class JobResult:
@@ -29,6 +32,15 @@ class JobResult:
     @property
     def ok(self) -> bool:
         return self.status == "completed"
+
+    @property
+    def pruned(self) -> bool:
+        """Stopped early by the Optuna pruner: finished on purpose, neither completed nor failed."""
+        return self.status == "pruned"
+
+    @property
+    def failed(self) -> bool:
+        return not (self.ok or self.pruned)
 
     @property
     def value(self) -> float | None:
@@ -60,7 +72,8 @@ def collect_jobs(sweep_dir: str | Path) -> list[JobResult]:
         if overrides_file.is_file():
             for item in OmegaConf.to_container(OmegaConf.load(overrides_file)) or []:
                 key, _, value = str(item).partition("=")
-                overrides[key] = value
+                if key not in LAUNCH_ONLY:
+                    overrides[key] = value
         metrics: dict[str, Any] = {}
         if metrics_file.is_file():
             try:

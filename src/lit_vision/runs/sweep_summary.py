@@ -251,12 +251,15 @@ def render_markdown(
     or folds, the job table, Optuna's best trial)."""
     columns, rows, common = summary_table(jobs)
     groups = sweep_groups(jobs, alpha)
-    failed = sum(not j.ok for j in jobs)
+    failed = sum(j.failed for j in jobs)
+    pruned = sum(j.pruned for j in jobs)
     metric = _metric_name(jobs)
     lines = [
         f"# Sweep summary: {sweep_dir}",
         "",
-        f"{len(jobs)} jobs, {len(jobs) - failed} completed, {failed} failed"
+        f"{len(jobs)} jobs, {len(jobs) - failed - pruned} completed, "
+        + (f"{pruned} pruned, " if pruned else "")
+        + f"{failed} failed"
         + (f"; sorted by `{metric}` (best first)." if metric else "."),
         "",
     ]
@@ -330,15 +333,21 @@ def print_summary(sweep_dir: str | Path, jobs: list[JobResult], alpha: float = D
     columns, rows, common = summary_table(jobs, detail="compact")
     columns, rows = columns[:-1], [row[:-1] for row in rows]  # errors are listed below the table
     ordered = sort_jobs(jobs)
-    failed = [j for j in ordered if not j.ok]
+    failed = [j for j in ordered if j.failed]
+    pruned = sum(j.pruned for j in ordered)
     console = Console()
     if not console.is_terminal:
         console = Console(width=160)  # logs and pipes: no need to squeeze into 80 columns
-    table = Table(title=f"Sweep summary ({len(jobs)} jobs, {len(failed)} failed)", title_justify="left")
+    title = (
+        f"Sweep summary ({len(jobs)} jobs, "
+        + (f"{pruned} pruned, " if pruned else "")
+        + f"{len(failed)} failed)"
+    )
+    table = Table(title=title, title_justify="left")
     for column in columns:
         table.add_column(column)
     for job, row in zip(ordered, rows, strict=True):
-        table.add_row(*row, style=None if job.ok else "red")
+        table.add_row(*row, style="red" if job.failed else ("dim" if job.pruned else None))
     console.print(table)
     if common:
         console.print("Shared overrides: " + " ".join(f"{k}={v}" for k, v in common.items()), markup=False)
