@@ -6,6 +6,7 @@ global rank 0 only.
 """
 
 from lit_vision.callbacks.base import EpochSchedule, MonitorCallback, tensorboard_writer
+from lit_vision.callbacks.calibration import CalibrationReport, TemperatureScaling
 from lit_vision.callbacks.confusion_matrix import ConfusionMatrixCallback
 from lit_vision.callbacks.confusion_text import ConfusionMatrixText
 from lit_vision.callbacks.conv_visuals import ConvKernelImages, FeatureMapImages
@@ -17,6 +18,7 @@ from lit_vision.callbacks.pr_curves import PRCurves
 from lit_vision.callbacks.prediction_grid import ClassificationPredictionGrid
 
 __all__ = [
+    "CalibrationReport",
     "ClassificationPredictionGrid",
     "ConfusionMatrixCallback",
     "ConfusionMatrixText",
@@ -29,5 +31,6 @@ __all__ = [
     "MonitorCallback",
     "PRCurves",
     "ParameterHistograms",
+    "TemperatureScaling",
     "tensorboard_writer",
 ]
