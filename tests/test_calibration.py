@@ -56,7 +56,9 @@ def test_a_perfectly_calibrated_set_has_zero_ece():
     assert expected_calibration_error(probs, torch.tensor([0, 0, 0, 1])) == pytest.approx(0.0, abs=1e-6)
 
 
-def overconfident_toy(scale: float = 4.0, n: int = 4000, classes: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
+def overconfident_toy(
+    scale: float = 4.0, n: int = 4000, classes: int = 5
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Labels drawn from ``softmax(z)``, logits reported as ``scale * z``: over-confident by ``scale``."""
     generator = torch.Generator().manual_seed(0)
     true_logits = torch.randn(n, classes, generator=generator) * 1.5

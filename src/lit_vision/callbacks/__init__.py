@@ -11,6 +11,7 @@ from lit_vision.callbacks.confusion_matrix import ConfusionMatrixCallback
 from lit_vision.callbacks.confusion_text import ConfusionMatrixText
 from lit_vision.callbacks.conv_visuals import ConvKernelImages, FeatureMapImages
 from lit_vision.callbacks.embedding import EmbeddingProjector
+from lit_vision.callbacks.error_gallery import ErrorGallery
 from lit_vision.callbacks.graph import ModelGraph
 from lit_vision.callbacks.histograms import ParameterHistograms
 from lit_vision.callbacks.hparams import HParamsSummary
@@ -25,6 +26,7 @@ __all__ = [
     "ConvKernelImages",
     "EmbeddingProjector",
     "EpochSchedule",
+    "ErrorGallery",
     "FeatureMapImages",
     "HParamsSummary",
     "ModelGraph",
