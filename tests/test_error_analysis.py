@@ -224,3 +224,12 @@ def test_the_gallery_and_grad_cam_reach_the_run_folder_and_tensorboard(digits_ru
     events = EventAccumulator(str(digits_run / "tensorboard"), size_guidance={"images": 0})
     events.Reload()
     assert {"errors/test", "grad_cam/test"} <= set(events.Tags()["images"])
+
+
+def test_grad_cam_of_bf16_weights_runs_on_a_float_copy():
+    images = torch.zeros(1, 1, 16, 16)
+    images[0, 0, 8:12, 8:12] = 1.0
+    net = square_detector().to(torch.bfloat16)  # trainer.precision=bf16-true
+    maps = grad_cam_maps(net, images, [0])
+    assert maps[0, 8:12, 8:12].mean() > 0.5
+    assert next(net.parameters()).dtype == torch.bfloat16  # the run's own net is untouched

@@ -218,13 +218,16 @@ class ErrorGallery(MonitorCallback):
         # imported here: the Grad-CAM module loads pytorch-grad-cam and OpenCV on first use
         from lit_vision.callbacks.grad_cam import cam_overlays, grad_cam_maps, last_conv_layer
 
-        if last_conv_layer(pl_module) is None:
+        net = getattr(pl_module, "net", pl_module)  # the plain nn.Module: no Trainer to copy or hook around
+        if last_conv_layer(net) is None:
             rank_zero_warn("ErrorGallery(grad_cam=true): the net has no Conv2d layer; no Grad-CAM maps.")
             return
         images = torch.stack([m.image for m in self._worst]).to(pl_module.device)
+        if getattr(pl_module, "channels_last", False):
+            images = images.contiguous(memory_format=torch.channels_last)
         predicted = [m.details["predicted"] for m in self._worst]
         true = [m.details["true"] for m in self._worst]
-        overlays = [cam_overlays(pictures, grad_cam_maps(pl_module, images, c)) for c in (predicted, true)]
+        overlays = [cam_overlays(pictures, grad_cam_maps(net, images, c)) for c in (predicted, true)]
         image = figure_to_array(self.grad_cam_figure(pictures, overlays, entries))
         save_png(image, folder / "grad_cam_test.png")
         if writer is not None:

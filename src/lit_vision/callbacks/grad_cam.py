@@ -8,6 +8,7 @@ few images (also from inside ``Trainer.test``, whose inference mode it leaves fo
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import numpy as np
@@ -45,6 +46,11 @@ def grad_cam_maps(
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
+    if any(p.dtype != torch.float32 for p in model.parameters()):
+        # bf16-true / 16-true weights: a float32 copy (the maps are read back as numpy, which has no bf16)
+        index = list(model.modules()).index(layer) if layer is not None else None
+        model = copy.deepcopy(model).float()
+        layer = list(model.modules())[index] if index is not None else None
     layer = layer if layer is not None else last_conv_layer(model)
     if layer is None:
         raise ValueError(f"{type(model).__name__} has no Conv2d layer for Grad-CAM")
