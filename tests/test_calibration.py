@@ -21,7 +21,7 @@ from lit_vision.inference.checkpoint import load_model
 from lit_vision.inference.export import export_model
 from lit_vision.inference.predictor import Predictor
 from lit_vision.runs.run import train
-from tests.helpers import compose_cfg, without_hydra
+from tests.helpers import compose_cfg, run_train_py, without_hydra
 
 TINY_RUN = [
     "trainer.max_epochs=2",
@@ -133,3 +133,23 @@ def test_without_calibrate_the_checkpoint_has_no_temperature_and_test_reports_ec
     stored = torch.load(tmp_path / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
     assert "temperature" not in stored
     assert load_model(tmp_path / "checkpoints" / "best.ckpt").task.temperature is None
+
+
+@pytest.mark.slow
+def test_two_process_ddp_gathers_every_test_logit_once(tmp_path):
+    """DDP on 2 CPU processes: the ECE covers the whole test split (gathered, padding dropped), no hang."""
+    proc = run_train_py(
+        [
+            *TINY_RUN,
+            "calibrate=temperature",
+            "trainer.accelerator=cpu",
+            "trainer.devices=2",
+            "trainer.strategy=ddp",
+            f"hydra.run.dir={tmp_path}",
+        ],
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads((tmp_path / "calibration" / "test.json").read_text())
+    assert report["samples"] == 270  # the digits test split
+    assert report["temperature"] is not None

@@ -128,10 +128,15 @@ class _ScoreCollector:
         if not self.logits:
             return None
         logits, target = torch.cat(self.logits), torch.cat(self.targets)
-        if pl_module.trainer.world_size > 1:
-            logits = pl_module.all_gather(logits).flatten(0, 1)
-            target = pl_module.all_gather(target).flatten(0, 1)
         self.reset()
+        if pl_module.trainer.world_size > 1:
+            # all_gather needs equal shapes: pad every rank to the largest count, then drop the padding
+            counts = pl_module.all_gather(torch.tensor([len(target)], device=target.device)).flatten()
+            pad = int(counts.max()) - len(target)
+            logits = pl_module.all_gather(F.pad(logits, (0, 0, 0, pad)))
+            target = pl_module.all_gather(F.pad(target, (0, pad)))
+            logits = torch.cat([logits[rank, : int(n)] for rank, n in enumerate(counts)])
+            target = torch.cat([target[rank, : int(n)] for rank, n in enumerate(counts)])
         return logits.cpu(), target.cpu()
 
 
