@@ -60,7 +60,7 @@ def test_the_samples_are_the_augmented_training_batches_de_normalised(fashion_ro
 
     plain = view("[]")
     flipped = view("[{RandomVerticalFlip: {p: 1.0}}]")
-    assert 0.0 <= plain.min() and plain.max() <= 1.0  # de-normalised back to pixel values
+    assert plain.min() >= 0.0 and plain.max() <= 1.0  # de-normalised back to pixel values
     assert plain.max() > 0.5
     assert torch.allclose(flipped, plain.flip(-2), atol=1e-5)
     assert not torch.allclose(flipped, plain, atol=1e-3)
