@@ -6,10 +6,12 @@ global rank 0 only.
 """
 
 from lit_vision.callbacks.base import EpochSchedule, MonitorCallback, tensorboard_writer
+from lit_vision.callbacks.calibration import CalibrationReport, TemperatureScaling
 from lit_vision.callbacks.confusion_matrix import ConfusionMatrixCallback
 from lit_vision.callbacks.confusion_text import ConfusionMatrixText
 from lit_vision.callbacks.conv_visuals import ConvKernelImages, FeatureMapImages
 from lit_vision.callbacks.embedding import EmbeddingProjector
+from lit_vision.callbacks.error_gallery import ErrorGallery
 from lit_vision.callbacks.graph import ModelGraph
 from lit_vision.callbacks.histograms import ParameterHistograms
 from lit_vision.callbacks.hparams import HParamsSummary
@@ -17,17 +19,20 @@ from lit_vision.callbacks.pr_curves import PRCurves
 from lit_vision.callbacks.prediction_grid import ClassificationPredictionGrid
 
 __all__ = [
+    "CalibrationReport",
     "ClassificationPredictionGrid",
     "ConfusionMatrixCallback",
     "ConfusionMatrixText",
     "ConvKernelImages",
     "EmbeddingProjector",
     "EpochSchedule",
+    "ErrorGallery",
     "FeatureMapImages",
     "HParamsSummary",
     "ModelGraph",
     "MonitorCallback",
     "PRCurves",
     "ParameterHistograms",
+    "TemperatureScaling",
     "tensorboard_writer",
 ]

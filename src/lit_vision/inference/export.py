@@ -256,15 +256,19 @@ def output_meaning(model: LoadedModel, output_shape: tuple[int, ...]) -> dict[st
     if model.kind == "classification":
         loss = str((hparams.get("loss") or {}).get("_target_", ""))
         log_probs = loss.endswith("NLLLoss")
+        # calibrate=temperature: the checkpoint's softmax temperature, applied outside the graph
+        temperature = getattr(model.task, "temperature", None)
+        if temperature is not None:
+            how = f"softmax over dim 1 of output / temperature ({temperature:.6g}) gives calibrated class probabilities"
+        elif log_probs:
+            how = "exp() gives class probabilities"
+        else:
+            how = "softmax over dim 1 gives class probabilities"
         return {
             "kind": "log-probabilities" if log_probs else "logits",
             "shape": ["batch", *output_shape],
-            "to_prediction": (
-                "exp() gives class probabilities"
-                if log_probs
-                else "softmax over dim 1 gives class probabilities"
-            )
-            + "; argmax over dim 1 is the class index into class_names",
+            "to_prediction": how + "; argmax over dim 1 is the class index into class_names",
+            "temperature": None if temperature is None else float(temperature),
             "class_names": names,
             "labels": model.data_info.get("folder_names"),
         }

@@ -107,6 +107,9 @@ class ClassificationTask(BaseTask):
             **kwargs,
         )
         self.confusion_matrices: dict[str, torch.Tensor] = {}
+        # Logits are divided by it before the softmax of predict_step (set by callbacks.TemperatureScaling,
+        # kept in checkpoints as a plain float); None: uncalibrated.
+        self.temperature: float | None = None
 
     def configure_losses(self) -> torch.nn.Module:
         """The configured loss, with ``class_weights`` as its ``weight`` buffer."""
@@ -161,7 +164,20 @@ class ClassificationTask(BaseTask):
 
     def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
         images = batch[0] if isinstance(batch, (tuple, list)) else batch
-        return self.predict_logits(images).float().softmax(dim=-1)
+        logits = self.predict_logits(images).float()
+        if self.temperature is not None:
+            logits = logits / self.temperature
+        return logits.softmax(dim=-1)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        if self.temperature is not None:
+            checkpoint["temperature"] = float(self.temperature)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        temperature = checkpoint.get("temperature")
+        self.temperature = None if temperature is None else float(temperature)
 
     # ------------------------------------------------------------------ epoch values
     def epoch_values(self, stage: str, values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
