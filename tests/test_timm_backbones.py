@@ -213,8 +213,10 @@ def test_backbones_of_the_docs_table(name):
     )
     net = task.net
     assert net.head_name == head
-    logits = net(torch.randn(2, 1, 32, 32))
+    batch = torch.randn(2, 1, 32, 32)
+    logits = net(batch)
     assert logits.shape == (2, 5)
+    assert net.forward_features(batch).shape == (2, net.num_features)  # what the embedding projector reads
     logits.sum().backward()
     heads = [head, *net.aux_head_names]
     head_params = count(p for h in heads for p in net.get_submodule(h).parameters())

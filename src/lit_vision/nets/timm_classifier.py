@@ -96,7 +96,8 @@ class TimmClassifier(nn.Module):
         self.name = name
         self.in_channels = int(in_channels)
         self.backbone = model
-        self.num_features = int(getattr(model, "num_features", 0))
+        # what the classifier sees (MobileNetV3 and some others add a hidden layer after num_features)
+        self.num_features = int(getattr(model, "head_hidden_size", None) or model.num_features)
         classifier = model.get_classifier()
         heads = classifier if isinstance(classifier, tuple) else (classifier,)
         paths = _module_paths(model, heads)
