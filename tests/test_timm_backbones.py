@@ -67,6 +67,12 @@ def test_unknown_timm_name_lists_close_matches():
     assert "model.net.name='resnet-18'" in message and "resnet18" in message and "timm.list_models" in message
 
 
+def test_pretrained_tag_is_accepted_and_bad_kwargs_are_user_errors():
+    assert TimmClassifier("test_resnet.r160_in1k", num_classes=3).head_name == "backbone.fc"
+    with pytest.raises(UserError, match=r"does not accept the arguments.*bogus.*model.net.model_kwargs"):
+        TimmClassifier(NAME, num_classes=3, model_kwargs={"bogus": 1})
+
+
 @pytest.mark.parametrize(
     ("name", "head"), [("test_resnet", "backbone.fc"), ("test_convnext", "backbone.head.fc"), ("test_vit", "backbone.head")]
 )
