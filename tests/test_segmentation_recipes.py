@@ -11,11 +11,16 @@ import pytest
 import torch
 from torchvision import tv_tensors
 
-from lit_vision.data.segmentation.auto_augment import GEOMETRIC_OPS, AutoAugment, RandAugment, TrivialAugmentWide
+from lit_vision.data.segmentation.auto_augment import (
+    GEOMETRIC_OPS,
+    AutoAugment,
+    RandAugment,
+    TrivialAugmentWide,
+    for_masks,
+)
 from lit_vision.data.segmentation.cats import CatsDataModule
 from lit_vision.data.segmentation.labels import IGNORE_INDEX
 from lit_vision.data.transforms import build_transforms
-from lit_vision.data.segmentation.auto_augment import for_masks
 from lit_vision.errors import UserError
 from lit_vision.inference.checkpoint import load_task_from_checkpoint
 from lit_vision.runs.run import train
@@ -88,7 +93,7 @@ def test_plain_names_become_mask_aware_and_mixing_is_refused():
     assert kinds[:3] == [RandAugment, TrivialAugmentWide, AutoAugment]
     assert type(pipeline.transforms[3].transforms[0]) is RandAugment
     image, mask = half_and_half()
-    out_image, out_mask = pipeline(image, mask)
+    _, out_mask = pipeline(image, mask)
     assert out_mask.shape == (32, 32)
     for name in ("MixUp", "CutMix", "AugMix"):
         with pytest.raises(UserError, match=rf"data.train_transforms: {name} mixes several images"):

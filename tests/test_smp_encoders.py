@@ -26,7 +26,8 @@ def assert_encoders_equal(a, b):
 
 
 @pytest.mark.parametrize(
-    ("name", "close"), [("resnet-34", "resnet34"), ("efficientnet_b0", "efficientnet-b0"), ("tu-resnet-18", "tu-resnet18")]
+    ("name", "close"),
+    [("resnet-34", "resnet34"), ("efficientnet_b0", "efficientnet-b0"), ("tu-resnet-18", "tu-resnet18")],
 )
 def test_unknown_encoder_lists_close_names(name, close):
     with pytest.raises(UserError) as info:
@@ -36,7 +37,7 @@ def test_unknown_encoder_lists_close_names(name, close):
 
 
 def test_unknown_architecture_is_a_user_error():
-    with pytest.raises(UserError, match="model.net.arch='Unetx'.*Architectures: Unet"):
+    with pytest.raises(UserError, match=r"model\.net\.arch='Unetx'.*Architectures: Unet"):
         smp_model("Unetx", encoder_name="resnet18")
 
 
@@ -45,7 +46,11 @@ def test_encoder_file_is_loaded(tmp_path, layout):
     source = unet()
     if layout.startswith("encoder"):
         # the encoder's own names plus an ImageNet classifier it does not have (skipped)
-        weights = {**source.encoder.state_dict(), "fc.weight": torch.zeros(1000, 512), "fc.bias": torch.zeros(1000)}
+        weights = {
+            **source.encoder.state_dict(),
+            "fc.weight": torch.zeros(1000, 512),
+            "fc.bias": torch.zeros(1000),
+        }
     elif layout.startswith("whole"):
         weights = source.state_dict()  # encoder.*, decoder.*, segmentation_head.*
     else:
@@ -58,7 +63,10 @@ def test_encoder_file_is_loaded(tmp_path, layout):
     loaded = unet(encoder_path=str(path))
     assert_encoders_equal(loaded, source)
     fresh = unet()
-    assert any(not torch.equal(a, b) for a, b in zip(fresh.encoder.parameters(), source.encoder.parameters()))
+    assert any(
+        not torch.equal(a, b)
+        for a, b in zip(fresh.encoder.parameters(), source.encoder.parameters(), strict=True)
+    )
 
 
 def test_timm_file_loads_into_a_tu_encoder(tmp_path):
@@ -80,7 +88,9 @@ def test_rgb_encoder_file_is_adapted_to_one_channel(tmp_path):
     path = tmp_path / "encoder.pth"
     torch.save(source.encoder.state_dict(), path)
     grey = unet(encoder_path=str(path), in_channels=1)
-    torch.testing.assert_close(grey.encoder.conv1.weight, source.encoder.conv1.weight.sum(dim=1, keepdim=True))
+    torch.testing.assert_close(
+        grey.encoder.conv1.weight, source.encoder.conv1.weight.sum(dim=1, keepdim=True)
+    )
     assert torch.equal(grey.encoder.layer1[0].conv1.weight, source.encoder.layer1[0].conv1.weight)
 
 
@@ -89,7 +99,9 @@ def test_encoder_file_errors_are_clear(tmp_path):
     other = tmp_path / "resnet34.pth"
     torch.save(unet("resnet34").encoder.state_dict(), other)
     # resnet18's tensors are all in resnet34's file, but so are layers resnet18 does not have
-    with pytest.raises(UserError, match=r"does not fit encoder 'resnet18'.*have no place in it.*encoder_name"):
+    with pytest.raises(
+        UserError, match=r"does not fit encoder 'resnet18'.*have no place in it.*encoder_name"
+    ):
         unet(encoder_path=str(other))
     with pytest.raises(UserError, match=r"does not fit encoder 'resnet34': 96 of its 216 tensors are not"):
         unet("resnet34", encoder_path=str(tmp_path / "resnet18.pth"))

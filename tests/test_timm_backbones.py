@@ -74,10 +74,13 @@ def test_pretrained_tag_is_accepted_and_bad_kwargs_are_user_errors():
 
 
 @pytest.mark.parametrize(
-    ("name", "head"), [("test_resnet", "backbone.fc"), ("test_convnext", "backbone.head.fc"), ("test_vit", "backbone.head")]
+    ("name", "head"),
+    [("test_resnet", "backbone.fc"), ("test_convnext", "backbone.head.fc"), ("test_vit", "backbone.head")],
 )
 def test_head_is_timms_classifier(name, head):
-    net = TimmClassifier(name, num_classes=3, in_channels=1, model_kwargs={"img_size": 32} if "vit" in name else None)
+    net = TimmClassifier(
+        name, num_classes=3, in_channels=1, model_kwargs={"img_size": 32} if "vit" in name else None
+    )
     assert net.head_name == head
     assert net.get_submodule(head).weight.shape[0] == 3
     assert net(torch.randn(2, 1, 32, 32)).shape == (2, 3)
@@ -227,4 +230,6 @@ def test_backbones_of_the_docs_table(name):
     heads = [head, *net.aux_head_names]
     head_params = count(p for h in heads for p in net.get_submodule(h).parameters())
     frozen = BackboneFreeze().backbone_modules(task)
-    assert count(p for m in frozen for p in m.parameters(recurse=False)) == count(net.parameters()) - head_params
+    assert (
+        count(p for m in frozen for p in m.parameters(recurse=False)) == count(net.parameters()) - head_params
+    )

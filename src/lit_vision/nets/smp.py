@@ -21,7 +21,15 @@ ARCHITECTURES = (
 )
 # Prefixes a weights file may put before the encoder's own names: a whole smp model (encoder.), a lit_vision
 # checkpoint (net.encoder.), a DDP or compiled wrapper; and what smp's timm-universal encoders (tu-) add.
-STRIP_PREFIXES = ("", "encoder.", "net.encoder.", "model.encoder.", "module.", "module.encoder.", "_orig_mod.")
+STRIP_PREFIXES = (
+    "",
+    "encoder.",
+    "net.encoder.",
+    "model.encoder.",
+    "module.",
+    "module.encoder.",
+    "_orig_mod.",
+)
 ADD_PREFIXES = ("", "model.")
 
 
@@ -50,7 +58,7 @@ def check_encoder_name(encoder_name: str) -> None:
     raise UserError(
         f"model.net.encoder_name={encoder_name!r} is not an encoder of segmentation-models-pytorch. {hint} "
         "smp's encoders: python -c \"import segmentation_models_pytorch as smp; "
-        "print(smp.encoders.get_encoder_names())\"; any timm model as tu-<name> (e.g. tu-convnext_atto)."
+        'print(smp.encoders.get_encoder_names())"; any timm model as tu-<name> (e.g. tu-convnext_atto).'
     )
 
 
@@ -118,7 +126,12 @@ def _fit_first_conv(value: torch.Tensor, wanted: torch.Size) -> torch.Tensor:
     """An RGB first-conv weight summed (one channel) or tiled (more), as smp and timm do."""
     from timm.models import adapt_input_conv
 
-    if value.ndim == 4 and value.shape[1] == 3 and value.shape[0] == wanted[0] and value.shape[2:] == wanted[2:]:
+    if (
+        value.ndim == 4
+        and value.shape[1] == 3
+        and value.shape[0] == wanted[0]
+        and value.shape[2:] == wanted[2:]
+    ):
         return adapt_input_conv(int(wanted[1]), value)
     return value
 
@@ -152,14 +165,16 @@ def load_encoder_file(encoder: nn.Module, path: str | os.PathLike, encoder_name:
         if value.shape != target[mapped].shape:
             value = _fit_first_conv(value, target[mapped].shape)
         selected[mapped] = value
-    wrong = [f"{n} {tuple(v.shape)} vs {tuple(target[n].shape)}" for n, v in selected.items() if v.shape != target[n].shape]
+    wrong = [
+        f"{n} {tuple(v.shape)} vs {tuple(target[n].shape)}"
+        for n, v in selected.items()
+        if v.shape != target[n].shape
+    ]
     missing = [n for n in target if n not in selected]
     # Tensors of the file under a module the encoder has (layer1.2.* for a resnet18 encoder): a deeper
     # variant's file. Those under modules it lacks (fc, classifier, head, a decoder) are dropped quietly.
     tops = {n[len(add) :].split(".", 1)[0] for n in target}
-    extra = [
-        n for n in unused if n.startswith(strip) and n[len(strip) :].split(".", 1)[0] in tops
-    ]
+    extra = [n for n in unused if n.startswith(strip) and n[len(strip) :].split(".", 1)[0] in tops]
     if wrong or missing or extra:
         raise UserError(
             f"{key}={str(path)!r} does not fit encoder {encoder_name!r}: {len(missing)} of its "
@@ -170,7 +185,10 @@ def load_encoder_file(encoder: nn.Module, path: str | os.PathLike, encoder_name:
         )
     encoder.load_state_dict(selected, strict=True)
     log.info(
-        "Loaded %d encoder tensors of %s from %s%s", len(selected), encoder_name, path,
+        "Loaded %d encoder tensors of %s from %s%s",
+        len(selected),
+        encoder_name,
+        path,
         f"; {len(unused)} unused (e.g. {', '.join(unused[:4])})" if unused else "",
     )
     return {"loaded": sorted(selected), "unused": unused}
