@@ -143,6 +143,19 @@ class EMA(_AveragingFixes, EMAWeightAveraging):
         self.warmup_epochs = None if warmup_epochs is None else int(warmup_epochs)
         self._current_epoch = 0
 
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Warn when the run is too short for ``decay``: the average would still be mostly the start."""
+        left = starting_weight_left(self.decay, trainer.estimated_stepping_batches, self)
+        if left is not None and left > SLOW_DECAY_LEFT:
+            updates = _planned_updates(trainer.estimated_stepping_batches, self)
+            rank_zero_warn(
+                f"EMA: after this run's ~{updates} averaging updates the average still holds {left:.0%} of "
+                f"the starting weights (callbacks.ema.decay={self.decay}; there is no bias correction), so "
+                "validation, the checkpoints, test and export would see a model close to the initial one. Set "
+                f"callbacks.ema.decay to at most {suggested_decay(updates):.4g} or train longer "
+                "(docs/monitoring.md, Weight averaging)."
+            )
+
     def should_update(self, step_idx: int | None = None, epoch_idx: int | None = None) -> bool:
         """Step updates only: every ``update_every_n_steps`` once the warm-up is over."""
         if step_idx is None:
@@ -150,6 +163,29 @@ class EMA(_AveragingFixes, EMAWeightAveraging):
         if self.warmup_epochs is not None and self._current_epoch < self.warmup_epochs:
             return False
         return super().should_update(step_idx=step_idx)
+
+
+# Above this share of the starting weights left in the average at the end of a fit, EMA warns.
+SLOW_DECAY_LEFT = 0.1
+
+
+def _planned_updates(total_steps: float, ema: EMA) -> int | None:
+    if total_steps is None or total_steps == float("inf"):
+        return None
+    warmup = int(ema.update_starting_at_step or 0)
+    return max(0, int(total_steps) - warmup) // max(1, int(ema.update_every_n_steps))
+
+
+def starting_weight_left(decay: float, total_steps: float, ema: EMA) -> float | None:
+    """The share of the first averaged weights still in the average after the run's planned updates
+    (None when the run length is unknown); warm-up by epoch is not counted."""
+    updates = _planned_updates(total_steps, ema)
+    return None if not updates else float(decay) ** updates
+
+
+def suggested_decay(updates: int) -> float:
+    """A decay that leaves under 1% of the starting weights after ``updates`` updates (decay^n = e^-5)."""
+    return max(0.0, 1.0 - 5.0 / max(updates, 1))
 
 
 class SWA(_AveragingFixes):

@@ -100,20 +100,24 @@ class LoadReport:
         return "\n".join(lines)
 
 
-def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Read a state dict from a ``.pt``/``.pth``/``.ckpt`` file (a bare state dict or a checkpoint
-    holding one under ``state_dict``, ``model_state_dict``, ``model``, ``net`` or ``weights``)."""
+def read_state_dict(path: str | os.PathLike, key: str = "model.pretrained_path") -> dict[str, torch.Tensor]:
+    """Read a state dict from a ``.safetensors`` file or a ``.pt``/``.pth``/``.bin``/``.ckpt`` file (a bare
+    state dict or a checkpoint holding one under ``state_dict``, ``model_state_dict``, ``model``, ``net`` or
+    ``weights``), as plain tensors only: nothing in the file can run code. ``key`` names the setting in
+    error messages."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise UserError(
-            f"pretrained_path {str(path)!r} does not exist. Point model.pretrained_path at a state-dict file "
-            "(.pt/.pth/.ckpt), or set it to null to start from the initialisation."
+            f"{key}={str(path)!r} does not exist. Point {key} at a weights file (.safetensors, or a "
+            ".pt/.pth/.bin/.ckpt state dict), or set it to null to start from the initialisation."
         )
+    if path.suffix == ".safetensors":
+        return _read_safetensors(path, key)
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle errors, truncated files, non-torch files
         raise UserError(
-            f"pretrained_path {str(path)!r} could not be read as a PyTorch file ({type(exc).__name__}: "
+            f"{key}={str(path)!r} could not be read as a PyTorch file ({type(exc).__name__}: "
             f"{exc}). Save weights with torch.save(model.state_dict(), path)."
         ) from exc
     for _ in range(2):  # a Lightning checkpoint may nest the dict one level down
@@ -124,10 +128,23 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             content = inner
     if not isinstance(content, Mapping) or not _is_state_dict(content):
         raise UserError(
-            f"pretrained_path {str(path)!r} holds no state dict (expected a mapping of parameter names to "
+            f"{key}={str(path)!r} holds no state dict (expected a mapping of parameter names to "
             f"tensors, or a checkpoint with one under {list(STATE_DICT_KEYS)})."
         )
     return {str(k): v for k, v in content.items() if isinstance(v, torch.Tensor)}
+
+
+def _read_safetensors(path: Path, key: str) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise UserError(
+            f"{key}={str(path)!r} could not be read as a safetensors file ({type(exc).__name__}: {exc}). "
+            "Check that the download is complete, or give a .pt/.pth state dict instead."
+        ) from exc
 
 
 def _is_state_dict(content: Mapping) -> bool:
@@ -181,7 +198,11 @@ def _is_mismatched(name: str, report: LoadReport) -> bool:
 
 def load_pretrained_file(module: nn.Module, path: str | os.PathLike) -> LoadReport:
     """Partially load ``path`` into ``module`` (see :func:`load_matching_state_dict`) and log the report."""
-    report = load_matching_state_dict(module, read_state_dict(path), source=str(path))
+    state_dict = read_state_dict(path)
+    adapt = getattr(module, "adapt_pretrained", None)
+    if callable(adapt):  # e.g. a timm net fitting the first conv of an RGB file to its input channels
+        state_dict = adapt(state_dict)
+    report = load_matching_state_dict(module, state_dict, source=str(path))
     if not report.loaded:
         raise UserError(
             f"pretrained_path {str(path)!r}: no tensor name matches the model "

@@ -19,6 +19,7 @@ from torchvision.transforms import v2
 
 from lit_vision.data.contract import DataInfo
 from lit_vision.data.resumable import EpochSampler, ResumableDataLoader
+from lit_vision.data.segmentation.auto_augment import for_masks
 from lit_vision.data.segmentation.dataset import SampleLoader, SegmentationDataset
 from lit_vision.data.segmentation.labels import IGNORE_INDEX, LabelSet, voc_colormap
 from lit_vision.data.splits import check_folds, fold_indices
@@ -211,7 +212,8 @@ class SegmentationDataModule(L.LightningDataModule):
     def build_pipelines(self) -> tuple[v2.Compose, v2.Compose]:
         """Train and eval v2 pipelines, each ending with a resize to ``image_size``."""
         final = {"Resize": {"size": list(self.size), "antialias": True}}
-        train = build_transforms([*self.train_transform_items, final])
+        # RandAugment & co. in their mask-aware form (torchvision's refuse masks)
+        train = build_transforms([*for_masks(self.train_transform_items), final])
         evaluate = build_transforms([*self.eval_transform_items, final])
         return train, evaluate
 
