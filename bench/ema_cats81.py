@@ -26,7 +26,8 @@ TAIL = 10
 SETTINGS: dict[str, list[str]] = {
     "no EMA": [],
     "EMA decay 0.99": ["callbacks=[model_checkpoint,ema]", "callbacks.ema.decay=0.99"],
-    "EMA decay 0.999 (default)": ["callbacks=[model_checkpoint,ema]"],
+    "EMA decay 0.999, no warm-up": ["callbacks=[model_checkpoint,ema]", "callbacks.ema.decay_warmup=false"],
+    "EMA decay 0.999 (default: warm-up)": ["callbacks=[model_checkpoint,ema]"],
 }
 
 

@@ -9,7 +9,8 @@ import lightning as L
 import pytest
 import torch
 
-from lit_vision.callbacks.weight_averaging import EMA, SWA
+from lit_vision.callbacks.weight_averaging import EMA, SWA, WarmedUpEMAUpdate
+from torch.optim.swa_utils import AveragedModel
 from lit_vision.inference.checkpoint import load_task_from_checkpoint
 from lit_vision.runs.run import train
 from tests.helpers import compose_cfg, without_hydra
@@ -99,6 +100,30 @@ def test_ema_warmup_keeps_raw_weights_until_averaging_starts(tmp_path):
     best = torch.load(metrics["best_model_path"], map_location="cpu", weights_only=True)
     assert "current_model_state" not in best
     assert_same(TestedWeights.seen, best["state_dict"])
+
+
+def test_the_decay_warm_up_forgets_the_start_of_a_short_run():
+    """decay 0.999 and 100 updates: without the warm-up 0.999^99 = 91% of the first weights stay in the
+    average; with it (decay min(0.999, (1+n)/(10+n)) at the n-th update) the average follows the recent
+    weights."""
+    assert WarmedUpEMAUpdate(0.999, warmup=True).decay_at(1) == pytest.approx(2 / 11)
+    assert WarmedUpEMAUpdate(0.999, warmup=True).decay_at(10**6) == pytest.approx(0.999)
+    assert WarmedUpEMAUpdate(0.999, warmup=False).decay_at(1) == pytest.approx(0.999)
+    assert float(WarmedUpEMAUpdate(0.9, warmup=True).decay_at(torch.tensor(5))) == pytest.approx(6 / 15)
+
+    def average_after_a_jump(warmup: bool) -> float:
+        net = torch.nn.Linear(1, 1, bias=False)
+        averaged = AveragedModel(net, **EMA(decay=0.999, decay_warmup=warmup)._kwargs)  # as Lightning does
+        with torch.no_grad():
+            net.weight.fill_(0.0)
+            averaged.update_parameters(net)  # the first update copies the starting weights: 0
+            net.weight.fill_(1.0)  # then the weights move to 1 and stay there for 99 updates
+            for _ in range(99):
+                averaged.update_parameters(net)
+        return float(averaged.module.weight)
+
+    assert average_after_a_jump(warmup=False) == pytest.approx(1 - 0.999**99, rel=1e-3)  # ~0.094
+    assert average_after_a_jump(warmup=True) > 0.99
 
 
 def test_swa_averages_from_its_start_epoch(tmp_path):

@@ -10,6 +10,9 @@ training ends. What these subclasses add:
 - Before the first update (a warm-up not over yet) the average is only a copy of the initial weights: until
   then validation, checkpoints and the end of training use the raw weights, as if there were no averaging.
 - The epoch of the last update is part of the callback state, so a resume restores it with the average.
+- :class:`EMA` warms its decay up by default (``min(decay, (1 + n) / (10 + n))`` at the n-th update, the
+  schedule of TensorFlow's ``ExponentialMovingAverage(num_updates=...)`` and timm's EMA), so a run shorter
+  than the decay's memory still ends with an average of its recent weights, not of its random start.
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ from __future__ import annotations
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import EMAWeightAveraging, WeightAveraging
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 from lightning.pytorch.utilities.types import STEP_OUTPUT
+from torch import Tensor
 
 
 class _AveragingFixes(WeightAveraging):
@@ -105,11 +110,34 @@ class _AveragingFixes(WeightAveraging):
         self._latest_update_epoch = int(state_dict.get("latest_update_epoch", -1))
 
 
+class WarmedUpEMAUpdate:
+    """The EMA update ``average += (1 - d) * (weights - average)`` with ``d = decay``, or with the warm-up,
+    ``d = min(decay, (1 + n) / (10 + n))`` after ``n`` earlier updates (an ``avg_fn`` of ``AveragedModel``)."""
+
+    def __init__(self, decay: float, warmup: bool) -> None:
+        self.decay = float(decay)
+        self.warmup = bool(warmup)
+
+    def decay_at(self, num_averaged: Tensor | int) -> Tensor | float:
+        """The decay of the update that follows ``num_averaged`` earlier ones (a tensor stays a tensor: no
+        device synchronisation)."""
+        if not self.warmup:
+            return self.decay
+        if isinstance(num_averaged, Tensor):
+            return torch.clamp((1.0 + num_averaged) / (10.0 + num_averaged), max=self.decay)
+        return min(self.decay, (1.0 + num_averaged) / (10.0 + num_averaged))
+
+    def __call__(self, averaged: Tensor, current: Tensor, num_averaged: Tensor) -> Tensor:
+        return averaged + (current - averaged) * (1.0 - self.decay_at(num_averaged))
+
+
 class EMA(_AveragingFixes, EMAWeightAveraging):
     """Exponential moving average of the weights (and buffers), on Lightning's ``EMAWeightAveraging``.
 
     Args:
         decay: weight of the old average at each update (0.999: a memory of about 1000 updates).
+        decay_warmup: grow the decay from 2/11 towards ``decay`` as ``(1 + n) / (10 + n)`` over the first
+            updates, so short runs average their recent weights instead of keeping the initial ones.
         update_every_n_steps: update after every n-th optimizer step.
         warmup_steps: start averaging after this many optimizer steps (the weights of step ``warmup_steps``
             start the average); until then the raw weights are validated and saved.
@@ -121,6 +149,7 @@ class EMA(_AveragingFixes, EMAWeightAveraging):
     def __init__(
         self,
         decay: float = 0.999,
+        decay_warmup: bool = True,
         update_every_n_steps: int = 1,
         warmup_steps: int = 0,
         warmup_epochs: int | None = None,
@@ -140,17 +169,19 @@ class EMA(_AveragingFixes, EMAWeightAveraging):
             update_starting_at_epoch=None,
         )
         self.decay = float(decay)
+        self.update = WarmedUpEMAUpdate(self.decay, decay_warmup)
+        self._kwargs["avg_fn"] = self.update  # Lightning's own avg_fn is the plain, un-warmed EMA
         self.warmup_epochs = None if warmup_epochs is None else int(warmup_epochs)
         self._current_epoch = 0
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Warn when the run is too short for ``decay``: the average would still be mostly the start."""
-        left = starting_weight_left(self.decay, trainer.estimated_stepping_batches, self)
+        left = starting_weight_left(self.update, trainer.estimated_stepping_batches, self)
         if left is not None and left > SLOW_DECAY_LEFT:
             updates = _planned_updates(trainer.estimated_stepping_batches, self)
             rank_zero_warn(
                 f"EMA: after this run's ~{updates} averaging updates the average still holds {left:.0%} of "
-                f"the starting weights (callbacks.ema.decay={self.decay}; there is no bias correction), so "
+                f"the starting weights (callbacks.ema.decay={self.decay}, decay_warmup=false), so "
                 "validation, the checkpoints, test and export would see a model close to the initial one. Set "
                 f"callbacks.ema.decay to at most {suggested_decay(updates):.4g} or train longer "
                 "(docs/monitoring.md, Weight averaging)."
@@ -176,11 +207,20 @@ def _planned_updates(total_steps: float, ema: EMA) -> int | None:
     return max(0, int(total_steps) - warmup) // max(1, int(ema.update_every_n_steps))
 
 
-def starting_weight_left(decay: float, total_steps: float, ema: EMA) -> float | None:
+def starting_weight_left(update: WarmedUpEMAUpdate, total_steps: float, ema: EMA) -> float | None:
     """The share of the first averaged weights still in the average after the run's planned updates
     (None when the run length is unknown); warm-up by epoch is not counted."""
     updates = _planned_updates(total_steps, ema)
-    return None if not updates else float(decay) ** updates
+    if not updates:
+        return None
+    if not update.warmup:
+        return update.decay ** updates
+    left = 1.0
+    for n in range(1, updates):  # the first update copies the weights; each later one keeps decay_at(n)
+        left *= update.decay_at(n)
+        if left < 1e-12:
+            break
+    return left
 
 
 def suggested_decay(updates: int) -> float:
