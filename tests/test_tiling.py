@@ -274,3 +274,19 @@ def test_evaluate_with_tiling_scores_the_photos_at_their_own_size(segmenter, tmp
     torch.testing.assert_close(out.sigmoid(), expected, atol=1e-5, rtol=1e-4)
     with pytest.raises(UserError, match="test_time.full_size"):
         apply_test_time({"full_size": "yes"}, task, datamodule)
+
+
+def test_evaluate_full_size_alone_is_the_resize_baseline_scored_at_the_photo_size(segmenter):
+    ckpt, root, cfg = segmenter
+    task = load_model(ckpt).task
+    datamodule = instantiate(cfg.data)
+    described = apply_test_time({"full_size": True}, task, datamodule)
+    assert described == {"tta": False, "tiling": False, "full_size": True}
+    images, masks = next(iter(datamodule.test_dataloader()))
+    assert masks.shape == (1, 32, 40)
+    x = datamodule.normalize(images)
+    small = torch.nn.functional.interpolate(x, size=(32, 32), mode="bilinear", antialias=True)
+    with torch.no_grad():
+        out = task(x)
+        expected = torch.nn.functional.interpolate(task.net(small).sigmoid(), size=(32, 40), mode="bilinear")
+    torch.testing.assert_close(out.sigmoid(), expected, atol=1e-5, rtol=1e-4)

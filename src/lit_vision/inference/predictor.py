@@ -39,7 +39,8 @@ class Predictor(L.LightningModule):
         self.test_time = test_time if test_time is not None else TestTimeOptions(tta=bool(tta))
         self.tta = self.test_time.tta
         self.image_size = image_size
-        self.test_time.check_for(kind)
+        # TTA and tiling around the task's own prediction (inference/test_time.py, shared with evaluate)
+        self.scorer = test_time_scorer(self.scores, self.test_time, kind, image_size)
         if channels_last == "auto":
             channels_last = any(isinstance(m, torch.nn.Conv2d) for m in task.modules())
         if channels_last and hasattr(task, "channels_last"):
@@ -64,8 +65,5 @@ class Predictor(L.LightningModule):
             return {"index": indices.cpu(), "size": sizes, "scores": torch.zeros(0)}
         if inputs.is_floating_point() and inputs.dtype != self.dtype:
             inputs = inputs.to(self.dtype)  # trainer.precision=64-true / bf16-true: follow the weights
-        scorer = test_time_scorer(
-            lambda x: self.scores(x, batch_idx), self.test_time, self.kind, self.image_size
-        )
-        scores = scorer(inputs)
+        scores = self.scorer(inputs)
         return {"index": indices.cpu(), "size": sizes, "scores": scores.cpu()}
