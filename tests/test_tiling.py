@@ -290,3 +290,18 @@ def test_evaluate_full_size_alone_is_the_resize_baseline_scored_at_the_photo_siz
         out = task(x)
         expected = torch.nn.functional.interpolate(task.net(small).sigmoid(), size=(32, 40), mode="bilinear")
     torch.testing.assert_close(out.sigmoid(), expected, atol=1e-5, rtol=1e-4)
+
+
+def test_classification_tta_in_the_test_step_averages_softmax_probabilities():
+    from lit_vision.inference.test_step import TestTimeForward
+
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(3 * 8 * 8, 4)
+    forward = lambda x: linear(x.flatten(1))  # noqa: E731  # position-dependent: not flip-invariant
+    x = torch.randn(5, 3, 8, 8)
+    with torch.no_grad():
+        out = TestTimeForward(forward, TestTimeOptions(tta=True, flips=("h", "v")), "classification", 8)(x)
+        expected = (forward(x).softmax(1) + forward(x.flip(-1)).softmax(1) + forward(x.flip(-2)).softmax(1)) / 3
+    torch.testing.assert_close(out.softmax(1), expected, atol=1e-6, rtol=1e-5)
+    with pytest.raises(UserError, match="a classification model takes one input size"):
+        TestTimeForward(forward, TestTimeOptions(tta=True, scales=(0.5, 1.0)), "classification", 8)(x)

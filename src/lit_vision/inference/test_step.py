@@ -47,8 +47,8 @@ def to_outputs(values: torch.Tensor, kind: str) -> torch.Tensor:
     """The inverse of :func:`to_probabilities` (up to clamping): outputs whose activation gives ``values``."""
     if kind == "regression":
         return values
-    values = values.clamp(EPSILON, 1 - EPSILON) if kind == "segmentation" and values.shape[1] == 1 else values
     if kind == "segmentation" and values.shape[1] == 1:
+        values = values.clamp(EPSILON, 1 - EPSILON)
         return values.log() - (1 - values).log()  # logit: sigmoid(logit(p)) = p
     return values.clamp_min(EPSILON).log()  # softmax(log p) = p when the p sum to 1
 

@@ -139,8 +139,6 @@ class TestTimeOptions:
                     "with tile=<pixels>."
                 )
             tile = as_pair(plain(image_size), "image_size")
-        if self.stride is not None and (self.stride[0] > tile[0] or self.stride[1] > tile[1]):
-            SlidingWindow(tile, self.stride)  # raises, naming stride and tile
         return SlidingWindow(tile, self.stride, self.tile_window, self.tile_batch_size)
 
 
