@@ -305,3 +305,16 @@ def test_classification_tta_in_the_test_step_averages_softmax_probabilities():
     torch.testing.assert_close(out.softmax(1), expected, atol=1e-6, rtol=1e-5)
     with pytest.raises(UserError, match="a classification model takes one input size"):
         TestTimeForward(forward, TestTimeOptions(tta=True, scales=(0.5, 1.0)), "classification", 8)(x)
+
+
+def test_predict_command_line_takes_tile_lists_and_refuses_bad_flags(segmenter, tmp_path, capsys):
+    from lit_vision.cli.predict import main
+
+    ckpt, root, _ = segmenter
+    args = [f"ckpt='{ckpt}'", f"input={root / 'img_000.png'}"]
+    assert main([*args, f"out={tmp_path / 'out'}", "tiling=true", "tile=[32,24]", "stride=[16,12]"]) == 0
+    saved = (tmp_path / "out" / "predict.json").read_text()
+    assert '"tile": [\n    32,\n    24\n  ]' in saved and '"tiling": true' in saved
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, f"out={tmp_path / 'bad'}", "tiling=yes"])
+    assert exit_info.value.code == 2 and "tiling='yes' must be true or false" in capsys.readouterr().err
