@@ -30,6 +30,11 @@ Options (key=value):
   trainer.*             any Lightning Trainer argument, e.g. trainer.accelerator=gpu,
                         trainer.precision=bf16-mixed, trainer.limit_test_batches=10
   logger=<option>       where the test metrics go besides metrics.json: tensorboard, csv, many, none
+  tta=true              average over flipped copies (tta_flips=[h,v]) and, for segmentation, rescaled
+                        ones (tta_scales=[0.75,1.0,1.25]); the same options as lit-predict
+  tiling=true           segmentation: sliding windows over each test photo at its own size, scored
+                        there (tile=, stride=, tile_window=, tile_batch_size=); full_size=true alone
+                        scores at the photos' size with the net seeing them resized (the baseline)
   callbacks=<option>    the test-time pictures (confusion matrix, segmentation grids...): default, none
   print_config=true     print the whole resolved config (always saved in <run>/config.yaml)
 
@@ -38,9 +43,36 @@ comes from the checkpoint.
 """
 
 
+# lit-predict's test-time keys, taken here without their `test_time.` prefix (conf/train.yaml)
+TEST_TIME_KEYS = (
+    "tta",
+    "tta_flips",
+    "tta_scales",
+    "tiling",
+    "tile",
+    "stride",
+    "tile_window",
+    "tile_batch_size",
+    "full_size",
+)
+
+
+def rename(argument: str) -> str:
+    """``ckpt=`` -> ``ckpt_path=``; a test-time key (``tta=true``) -> ``test_time.tta=true``."""
+    key, equals, value = argument.partition("=")
+    if not equals:
+        return argument
+    if key == "ckpt":
+        return f"ckpt_path={value}"
+    if key in TEST_TIME_KEYS:
+        return f"test_time.{key}={value}"
+    return argument
+
+
 def evaluate_argv(argv: Sequence[str]) -> list[str]:
-    """``ckpt=PATH`` -> ``ckpt_path=PATH``, the run's overrides first, and ``train=false`` last."""
-    argv = [argv[0], *(f"ckpt_path={a[5:]}" if a.startswith("ckpt=") else a for a in argv[1:])]
+    """``ckpt=PATH`` -> ``ckpt_path=PATH``, ``tta=...`` (and the other test-time keys) ->
+    ``test_time.tta=...``, the run's overrides first, and ``train=false`` last."""
+    argv = [argv[0], *(rename(a) for a in argv[1:])]
     if not any(a.startswith(("ckpt_path=", "--help", "-h", "--hydra-help")) for a in argv[1:]):
         raise SystemExit("usage: python -m lit_vision.cli.evaluate ckpt=PATH [data=... other overrides]")
     return [*argv_with_run_overrides(argv), "train=false"]

@@ -7,7 +7,9 @@ size (``masks/``, ``overlays/``) and ``predictions.csv``; regression writes the 
 columns (or ``file,prediction`` rows for images). ``predict.json`` summarises the run.
 
 Other options: ``batch_size``, ``num_workers``, ``top_k``, ``grid``, ``tta=true`` (average with the
-horizontal mirror), ``threshold`` (binary segmentation), ``alpha``, ``on_bad_image=skip``,
+horizontal mirror; ``tta_flips=[h,v]``, ``tta_scales=[0.75,1.0,1.25]``), ``tiling=true`` (segmentation:
+sliding windows of ``tile`` pixels every ``stride`` at the photo's own size, blended by ``tile_window``,
+``tile_batch_size`` tiles per pass), ``threshold`` (binary segmentation), ``alpha``, ``on_bad_image=skip``,
 ``trust_checkpoint=true`` (a checkpoint that needs more than data to be rebuilt; trusted files only), and any
 Trainer setting: ``trainer=cpu``, ``trainer.accelerator=gpu``, ``trainer.precision=bf16-mixed``.
 """
@@ -35,6 +37,8 @@ def run(cfg: DictConfig) -> int:
     # imported here: --help and config errors answer without loading torch
     from lit_vision.inference.api import predict
 
+    values = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(values, dict)
     summary = predict(
         cfg.ckpt,
         cfg.input,
@@ -43,6 +47,9 @@ def run(cfg: DictConfig) -> int:
         num_workers=cfg.num_workers,
         top_k=cfg.top_k,
         tta=cfg.tta,
+        **{key: values[key] for key in ("tta_flips", "tta_scales", "tiling", "tile", "stride")},
+        tile_window=cfg.tile_window,
+        tile_batch_size=cfg.tile_batch_size,
         threshold=cfg.threshold,
         alpha=cfg.alpha,
         grid=cfg.grid,

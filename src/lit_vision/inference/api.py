@@ -21,6 +21,7 @@ from lit_vision.inference.inputs import find_images
 from lit_vision.inference.output_folder import MARKER_NAME, OutputFolder, check_output_folder
 from lit_vision.inference.predictor import Predictor
 from lit_vision.inference.preprocess import ImagePreprocessor
+from lit_vision.inference.test_time import TestTimeOptions
 from lit_vision.inference.writers import (
     ClassificationWriter,
     CsvPredictionWriter,
@@ -154,11 +155,15 @@ def image_parts(
     threshold: float | None,
     alpha: float,
     exclude: Sequence[Path] = (),
+    tiling: bool = False,
 ) -> tuple[PredictionDataModule, CsvPredictionWriter]:
     """``(datamodule, writer)`` for image files, prepared as the checkpoint's eval pipeline did (folders in
-    ``exclude`` are not searched for images)."""
+    ``exclude`` are not searched for images). With ``tiling`` images keep their size (no resize to the
+    training size) and go one per batch: the sliding window batches their tiles."""
     require_keys(model, ("in_channels", "mean", "std"), "predicting from image files")
-    preprocess = ImagePreprocessor(model.data_info, model.kind)
+    preprocess = ImagePreprocessor(model.data_info, model.kind, full_size=tiling)
+    if tiling:
+        batch_size = 1
     images = find_images(source, exclude=exclude)
     writer = image_writer(model, images, out_dir, top_k, grid, threshold, alpha)
     datamodule = PredictionDataModule(
@@ -176,6 +181,13 @@ def predict(
     num_workers: int | None = None,
     top_k: int = 5,
     tta: bool = False,
+    tta_flips: Sequence[str] = ("h",),
+    tta_scales: Sequence[float] = (1.0,),
+    tiling: bool = False,
+    tile: int | Sequence[int] | None = None,
+    stride: int | Sequence[int] | None = None,
+    tile_window: str = "gaussian",
+    tile_batch_size: int = 16,
     threshold: float | None = None,
     alpha: float = 0.3,
     grid: int = 16,
@@ -193,7 +205,12 @@ def predict(
             nothing else; see :mod:`lit_vision.inference.output_folder`). Never searched for inputs.
         batch_size / num_workers: prediction batches; workers decode files (None: 0 for small inputs).
         top_k: classes per image in the classification CSV.
-        tta: average with the horizontally flipped input.
+        tta: average over the input and its flipped (``tta_flips``: ``h``, ``v``, ``hv``) and rescaled
+            (``tta_scales``, segmentation) copies; dense outputs are mapped back before averaging.
+        tiling: segmentation: predict each image at its own size by sliding windows of ``tile`` pixels
+            (default: the training image_size) every ``stride`` pixels (default: half a tile), blended
+            with a ``tile_window`` (gaussian, linear, flat); ``tile_batch_size`` tiles per forward pass.
+            Composes with ``tta`` (applied to every tile).
         threshold: binary segmentation: foreground where p > threshold (default: the model's).
         alpha: the mask's share in segmentation overlays.
         grid: images in the classification grid picture (0: none).
@@ -210,8 +227,23 @@ def predict(
     out_dir = check_output_folder(out, input)
     if model.kind != "classification" and int(top_k) != 5:
         log.info("top_k applies to classification; ignored for a %s model.", model.kind)
-    if is_tabular(model) and tta:
-        raise UserError("tta=true mirrors images; this model predicts from table rows (leave tta false).")
+    if is_tabular(model) and (tta or tiling):
+        raise UserError(
+            "tta=true and tiling=true work on images; this model predicts from table rows (leave them false)."
+        )
+    test_time = TestTimeOptions.from_mapping(
+        {
+            "tta": tta,
+            "tta_flips": tta_flips,
+            "tta_scales": tta_scales,
+            "tiling": tiling,
+            "tile": tile,
+            "stride": stride,
+            "tile_window": tile_window,
+            "tile_batch_size": tile_batch_size,
+        }
+    )
+    test_time.check_for(model.kind)
     options = {
         "batch_size": batch_size,
         "num_workers": num_workers,
@@ -223,7 +255,7 @@ def predict(
     }
     folder = OutputFolder(out_dir)
     try:
-        summary = _predict_into(folder, model, input, tta, channels_last, trainer, start, options)
+        summary = _predict_into(folder, model, input, test_time, channels_last, trainer, start, options)
         folder.commit()
     except BaseException:
         folder.discard()  # the earlier results in out stay as they were
@@ -236,7 +268,7 @@ def _predict_into(
     folder: OutputFolder,
     model: LoadedModel,
     input: str | Path,
-    tta: bool,
+    test_time: TestTimeOptions,
     channels_last: bool | str,
     trainer: Mapping[str, Any] | None,
     start: float,
@@ -248,12 +280,20 @@ def _predict_into(
     if is_tabular(model):
         datamodule, writer = table_parts(model, input, staging, options["batch_size"])
     else:
-        datamodule, writer = image_parts(model, input, staging, **options, exclude=(folder.target, staging))
+        datamodule, writer = image_parts(
+            model, input, staging, **options, exclude=(folder.target, staging), tiling=test_time.tiling
+        )
     runner = build_trainer(trainer, staging, [writer])
     with warnings.catch_warnings():
         # Decoding in the main process is a deliberate choice for small inputs.
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        predictor = Predictor(model.task, model.kind, tta, channels_last)
+        predictor = Predictor(
+            model.task,
+            model.kind,
+            channels_last=channels_last,
+            test_time=test_time,
+            image_size=model.data_info.get("image_size"),
+        )
         runner.predict(predictor, datamodule=datamodule, return_predictions=False)
     seconds = time.perf_counter() - start
     summary = {
@@ -262,7 +302,7 @@ def _predict_into(
         "input": str(input),
         "count": writer.written,
         "skipped": [path for path, _ in datamodule.skipped],
-        "tta": bool(tta),
+        **test_time.describe(),
         "precision": str(runner.precision),
         "accelerator": type(runner.accelerator).__name__,
         "outputs": {kind: str(folder.final_path(path)) for kind, path in writer.outputs().items()},

@@ -1,12 +1,14 @@
-"""The LightningModule ``Trainer.predict`` runs: the checkpoint's task, with optional flip TTA."""
+"""The LightningModule ``Trainer.predict`` runs: the checkpoint's task, with optional TTA and tiling."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import lightning as L
 import torch
+
+from lit_vision.inference.test_time import TestTimeOptions, test_time_scorer
 
 
 class Predictor(L.LightningModule):
@@ -15,18 +17,30 @@ class Predictor(L.LightningModule):
     values ``(N, T)``), from the task's own ``predict_step``.
 
     With ``tta`` the scores are the mean of the image's and its horizontal mirror's (segmentation scores
-    of the mirror are flipped back first, so every pixel averages with itself). ``channels_last`` (``auto``:
+    of the mirror are flipped back first, so every pixel averages with itself); ``test_time`` gives the
+    full choice (more flips, scales, sliding windows: :mod:`lit_vision.inference.test_time`) and wins over
+    ``tta``. ``image_size`` is the training size (the default tile). ``channels_last`` (``auto``:
     for nets with 2-D convolutions) runs the net in the channels-last memory layout, about twice as fast
     for batched convolutions on CPUs; the results are the same up to float rounding.
     """
 
     def __init__(
-        self, task: L.LightningModule, kind: str, tta: bool = False, channels_last: bool | str = "auto"
+        self,
+        task: L.LightningModule,
+        kind: str,
+        tta: bool = False,
+        channels_last: bool | str = "auto",
+        test_time: TestTimeOptions | None = None,
+        image_size: Sequence[int] | int | None = None,
     ) -> None:
         super().__init__()
         self.task = task
         self.kind = kind
-        self.tta = bool(tta)
+        self.test_time = test_time if test_time is not None else TestTimeOptions(tta=bool(tta))
+        self.tta = self.test_time.tta
+        self.image_size = image_size
+        # TTA and tiling around the task's own prediction (inference/test_time.py, shared with evaluate)
+        self.scorer = test_time_scorer(self.scores, self.test_time, kind, image_size)
         if channels_last == "auto":
             channels_last = any(isinstance(m, torch.nn.Conv2d) for m in task.modules())
         if channels_last and hasattr(task, "channels_last"):
@@ -51,10 +65,5 @@ class Predictor(L.LightningModule):
             return {"index": indices.cpu(), "size": sizes, "scores": torch.zeros(0)}
         if inputs.is_floating_point() and inputs.dtype != self.dtype:
             inputs = inputs.to(self.dtype)  # trainer.precision=64-true / bf16-true: follow the weights
-        scores = self.scores(inputs, batch_idx)
-        if self.tta:
-            mirrored = self.scores(inputs.flip(-1), batch_idx)
-            if self.kind == "segmentation":
-                mirrored = mirrored.flip(-1)
-            scores = (scores + mirrored) / 2
+        scores = self.scorer(inputs)
         return {"index": indices.cpu(), "size": sizes, "scores": scores.cpu()}

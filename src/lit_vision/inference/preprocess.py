@@ -48,16 +48,19 @@ class ImagePreprocessor:
             optional ``eval_transforms``).
         kind: ``classification``, ``segmentation`` or ``regression`` (segmentation appends the resize to
             ``image_size`` its DataModules add to every pipeline).
+        full_size: keep each image at the size the eval pipeline gives (no resize to ``image_size``): for
+            sliding-window prediction of segmentation models.
     """
 
-    def __init__(self, data_info: Mapping[str, Any], kind: str) -> None:
+    def __init__(self, data_info: Mapping[str, Any], kind: str, full_size: bool = False) -> None:
         self.channels = int(data_info.get("in_channels") or 3)
         if self.channels not in (1, 3):
             raise UserError(
                 f"the model takes {self.channels}-channel images; predicting from image files supports 1 "
                 "(grey) or 3 (RGB) channels. Run the net on your own tensors instead (see README, Inference)."
             )
-        self.size = as_size(data_info.get("image_size"))
+        self.full_size = bool(full_size)
+        self.size = None if self.full_size else as_size(data_info.get("image_size"))
         items = list(data_info.get("eval_transforms") or [])
         if kind == "segmentation" and self.size is not None:
             items.append({"Resize": {"size": list(self.size), "antialias": True}})

@@ -49,6 +49,7 @@ from lit_vision.inference.checkpoint import (
     check_data_fits_task,
     load_task_from_checkpoint,
 )
+from lit_vision.inference.test_step import apply_test_time
 from lit_vision.inference.trust import safe_globals
 from lit_vision.runs.sweep_resume import RESUME_KEY, plan_job, resume_job_from, set_aside_previous_attempt
 from lit_vision.runs.tuning import tune_before_fit
@@ -429,6 +430,9 @@ def _fit_and_test(
         elif do_train and not best_path:
             log.warning("No best checkpoint was written; testing the weights at the end of training.")
         metrics["tested_weights"] = tested or ("last" if do_train else cfg.get("ckpt_path"))
+        test_time = apply_test_time(cfg.get("test_time"), task, datamodule)  # TTA / tiling (conf/train.yaml)
+        if test_time is not None:
+            metrics["test_time"] = test_time
         start = time.perf_counter()
         with safe_globals():
             results = trainer.test(

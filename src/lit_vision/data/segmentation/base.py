@@ -6,6 +6,8 @@ training device, masks int64 ``(N, H, W)`` with IGNORE_INDEX (255) for pixels th
 
 from __future__ import annotations
 
+import copy
+
 import logging
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
@@ -115,6 +117,7 @@ class SegmentationDataModule(L.LightningDataModule):
         self.label_set: LabelSet | None = None
         self.datasets: dict[str, SegmentationDataset] = {}
         self._norm: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.test_batch_size: int | None = None  # keep_test_size(): one image per batch
 
     # ----------------------------------------------------------------- to implement
     @abstractmethod
@@ -227,7 +230,16 @@ class SegmentationDataModule(L.LightningDataModule):
         return self._loader(self._dataset("val"), self.eval_batch_size, shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self._dataset("test"), self.eval_batch_size, shuffle=False)
+        return self._loader(self._dataset("test"), self.test_batch_size or self.eval_batch_size, shuffle=False)
+
+    def keep_test_size(self) -> None:
+        """Test images and masks at their own size (the eval pipeline without the final resize to
+        ``image_size``), one per batch: scores at the photos' resolution (lit-evaluate tiling=true)."""
+        self.setup("test")
+        dataset = copy.copy(self._dataset("test"))  # the val split may be the same object: leave it as it is
+        dataset.transform = build_transforms(self.eval_transform_items)
+        self.datasets["test"] = dataset
+        self.test_batch_size = 1
 
     def predict_dataloader(self) -> DataLoader:
         return self.test_dataloader()
