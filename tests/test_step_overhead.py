@@ -1,0 +1,125 @@
+"""What a training step and a run's start-up cost beyond the model: no-op callback hooks kept out of the
+per-step dispatch, Lightning's NVML CUDA check dropped where NVML is absent, and the heavy optional
+libraries not imported by a training run. Nothing here is timed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import lightning as L
+import pytest
+from lightning.pytorch.callbacks import Callback
+
+from lit_vision.utils import hardware
+from lit_vision.utils.callback_hooks import PER_BATCH_HOOKS, skip_noop_batch_hooks
+from tests.helpers import ROOT, compose_cfg, without_hydra
+
+
+class CountsTrainBatches(Callback):
+    def __init__(self) -> None:
+        self.train_batches = 0
+        self.epochs = 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.train_batches += 1
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.epochs += 1
+
+
+def test_inherited_batch_hooks_become_none_and_overridden_ones_stay():
+    counting, plain = CountsTrainBatches(), Callback()
+    assert skip_noop_batch_hooks([counting, plain]) == 2 * len(PER_BATCH_HOOKS) - 1
+    assert callable(counting.on_train_batch_end)
+    assert all(getattr(plain, hook) is None for hook in PER_BATCH_HOOKS)
+    assert counting.on_train_batch_start is None and counting.on_before_backward is None
+    # per-epoch and per-run hooks are never touched
+    assert callable(plain.on_train_epoch_end) and callable(plain.on_fit_start)
+    assert skip_noop_batch_hooks([counting, plain]) == 0  # idempotent
+
+
+def test_a_run_keeps_no_op_hooks_out_of_the_step_and_still_calls_the_real_ones(tmp_path, monkeypatch):
+    from lit_vision.runs.run import train
+
+    cfg = without_hydra(
+        compose_cfg(
+            [
+                "logger=none",
+                "trainer.max_epochs=2",
+                "trainer.limit_train_batches=3",
+                "trainer.limit_val_batches=1",
+                "trainer.num_sanity_val_steps=0",
+                "test=false",
+            ],
+            tmp_path,
+        )
+    )
+    counting = CountsTrainBatches()
+    seen: dict[str, list] = {}
+
+    class Keep(Callback):
+        def on_fit_end(self, trainer, pl_module) -> None:
+            seen["callbacks"] = list(trainer.callbacks)
+
+    original = L.Trainer.__init__
+
+    def with_counter(self, *args, callbacks=None, **kwargs):
+        original(self, *args, callbacks=[*(callbacks or []), counting, Keep()], **kwargs)
+
+    monkeypatch.setattr(L.Trainer, "__init__", with_counter)
+    train(cfg)
+    assert counting.train_batches == 6 and counting.epochs == 2
+    callbacks = seen["callbacks"]
+    assert len(callbacks) > 5  # the default callbacks are there
+    for callback in callbacks:
+        for hook in PER_BATCH_HOOKS:
+            inherited = getattr(type(callback), hook) is getattr(Callback, hook)
+            assert (getattr(callback, hook) is None) == inherited, (type(callback).__name__, hook)
+
+
+# ----------------------------------------------------------------------------- NVML check
+@pytest.mark.parametrize(
+    ("env", "built", "nvml", "dropped"),
+    [("1", True, False, True), ("1", True, True, False), (None, True, False, False), ("1", False, False, False)],
+)
+def test_nvml_check_is_dropped_only_where_nvml_cannot_load(monkeypatch, env, built, nvml, dropped):
+    if env is None:
+        monkeypatch.delenv(hardware.NVML_CHECK_ENV, raising=False)
+    else:
+        monkeypatch.setenv(hardware.NVML_CHECK_ENV, env)
+    monkeypatch.setattr(hardware.torch.backends.cuda, "is_built", lambda: built)
+    monkeypatch.setattr(hardware, "nvml_library_present", lambda: nvml)
+    assert hardware.drop_failing_nvml_check() is dropped
+    expected = None if (env is None or dropped) else env
+    assert os.environ.get(hardware.NVML_CHECK_ENV) == expected
+
+
+def test_nvml_library_probe_answers_without_raising():
+    assert hardware.nvml_library_present() in (True, False)
+
+
+# ----------------------------------------------------------------------------- start-up
+HEAVY_OPTIONAL = ("pandas", "timm", "segmentation_models_pytorch", "wandb", "mlflow", "optuna", "onnx", "skimage")
+
+
+def test_a_training_run_imports_none_of_the_optional_heavy_libraries():
+    code = (
+        "import sys\n"
+        "import lit_vision.cli.train, lit_vision.runs.run, lit_vision.tasks.segmentation\n"
+        "from lit_vision.inference import load_model\n"
+        f"print(','.join(m for m in {HEAVY_OPTIONAL!r} if m in sys.modules))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, check=True
+    )
+    assert result.stdout.strip() == ""
+
+
+def test_segmentation_losses_still_build_from_smp():
+    from lit_vision.tasks.segmentation_losses import SegmentationLoss
+
+    loss = SegmentationLoss("bce+dice", mode="binary", ignore_index=255)
+    assert [type(term).__name__ for term in loss.terms][1] == "DiceLoss"
