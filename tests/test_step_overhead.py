@@ -82,7 +82,12 @@ def test_a_run_keeps_no_op_hooks_out_of_the_step_and_still_calls_the_real_ones(t
 # ----------------------------------------------------------------------------- NVML check
 @pytest.mark.parametrize(
     ("env", "built", "nvml", "dropped"),
-    [("1", True, False, True), ("1", True, True, False), (None, True, False, False), ("1", False, False, False)],
+    [
+        ("1", True, False, True),
+        ("1", True, True, False),
+        (None, True, False, False),
+        ("1", False, False, False),
+    ],
 )
 def test_nvml_check_is_dropped_only_where_nvml_cannot_load(monkeypatch, env, built, nvml, dropped):
     if env is None:
@@ -101,7 +106,16 @@ def test_nvml_library_probe_answers_without_raising():
 
 
 # ----------------------------------------------------------------------------- start-up
-HEAVY_OPTIONAL = ("pandas", "timm", "segmentation_models_pytorch", "wandb", "mlflow", "optuna", "onnx", "skimage")
+HEAVY_OPTIONAL = (
+    "pandas",
+    "timm",
+    "segmentation_models_pytorch",
+    "wandb",
+    "mlflow",
+    "optuna",
+    "onnx",
+    "skimage",
+)
 
 
 def test_a_training_run_imports_none_of_the_optional_heavy_libraries():
@@ -123,3 +137,50 @@ def test_segmentation_losses_still_build_from_smp():
 
     loss = SegmentationLoss("bce+dice", mode="binary", ignore_index=255)
     assert [type(term).__name__ for term in loss.terms][1] == "DiceLoss"
+
+
+# ----------------------------------------------------------------------------- the bench rows' arithmetic
+def test_startup_split_takes_fit_test_and_the_bare_import_off_the_wall_time():
+    from bench.startup import split
+
+    run = {
+        "wall": 10.0,
+        "fit_start": 3.0,
+        "first_step": 3.5,
+        "fit_end": 6.0,
+        "test_start": 6.5,
+        "test_end": 7.5,
+    }
+    parts = split(run, bare=4.0)
+    assert parts == {"first_step": 3.5, "fit": 3.0, "test": 1.0, "teardown": 2.5, "own": 2.0}
+
+
+def test_startup_clock_stamps_each_event_once(tmp_path):
+    from bench.startup import EVENTS, StartupClock
+
+    clock = StartupClock(str(tmp_path / "stamps.json"))
+    clock.on_fit_start(None, None)
+    clock.on_train_batch_start(None, None, None, 0)
+    first = clock.stamps["first_step"]
+    clock.on_train_batch_start(None, None, None, 1)  # later steps leave the first step's stamp alone
+    for hook in ("on_fit_end", "on_test_start", "on_test_end"):
+        getattr(clock, hook)(None, None)
+    import json
+
+    stamps = json.loads((tmp_path / "stamps.json").read_text())
+    assert list(stamps) == list(EVENTS) and stamps["first_step"] == first
+
+
+def test_decode_floor_decodes_every_file_to_rgb(tmp_path):
+    from PIL import Image
+
+    from bench.predict_speed import decode, decode_floor_seconds
+
+    paths = []
+    for i in range(5):
+        path = tmp_path / f"{i}.png"
+        Image.new("L", (6, 4), color=i * 40).save(path)
+        paths.append(path)
+    assert decode(paths[0]).shape == (4, 6, 3)
+    seconds, how = decode_floor_seconds(paths, repeats=1)
+    assert seconds > 0 and how.endswith(("thread", "threads"))

@@ -12,7 +12,6 @@ Dice = (2 |P n G| + smooth) / (|P| + |G| + smooth) as in the tutorial, Jaccard =
 from __future__ import annotations
 
 from collections.abc import Sequence
-
 from types import ModuleType
 
 import torch
