@@ -140,7 +140,7 @@ def test_segmentation_losses_still_build_from_smp():
 
 
 # ----------------------------------------------------------------------------- the bench rows' arithmetic
-def test_startup_split_takes_fit_test_and_the_bare_import_off_the_wall_time():
+def test_startup_split_takes_fit_test_and_the_bare_import_off_the_wall_and_cpu_time():
     from bench.startup import split
 
     run = {
@@ -151,8 +151,9 @@ def test_startup_split_takes_fit_test_and_the_bare_import_off_the_wall_time():
         "test_start": 6.5,
         "test_end": 7.5,
     }
-    parts = split(run, bare=4.0)
-    assert parts == {"first_step": 3.5, "fit": 3.0, "test": 1.0, "teardown": 2.5, "own": 2.0}
+    cpu = {"cpu": 9.0, "cpu_fit_start": 2.0, "cpu_fit_end": 4.5, "cpu_test_start": 5.0, "cpu_test_end": 5.5}
+    parts = split({**run, **cpu}, bare=4.0, bare_cpu=3.5)
+    assert parts == {"first_step": 3.5, "fit": 3.0, "test": 1.0, "teardown": 2.5, "own": 2.0, "own_cpu": 2.5}
 
 
 def test_startup_clock_stamps_each_event_once(tmp_path):
@@ -168,7 +169,8 @@ def test_startup_clock_stamps_each_event_once(tmp_path):
     import json
 
     stamps = json.loads((tmp_path / "stamps.json").read_text())
-    assert list(stamps) == list(EVENTS) and stamps["first_step"] == first
+    assert [k for k in stamps if not k.startswith("cpu_")] == list(EVENTS) and stamps["first_step"] == first
+    assert all(f"cpu_{event}" in stamps for event in EVENTS)
 
 
 def test_decode_floor_decodes_every_file_to_rgb(tmp_path):
