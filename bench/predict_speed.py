@@ -27,6 +27,7 @@ the fixed part (``predict`` of 8 files: checkpoint, Trainer, writers) and the mo
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import statistics
@@ -190,21 +191,29 @@ def decode_floor_seconds(paths: list[Path], repeats: int) -> tuple[float, str]:
     return (one, "1 thread") if one <= many else (many, f"{cores} threads")
 
 
-def forward_seconds(ckpt: Path, paths: list[Path], batch_size: int, repeats: int) -> float:
-    """The model's forward passes alone over the decoded, normalised images (no files, no writers)."""
+def forward_seconds(ckpt: Path, paths: list[Path], batch_size: int, repeats: int, summary: dict) -> float:
+    """The model's forward passes alone over the decoded, normalised images (no files, no writers), in the
+    layout and precision predict used (``summary``: its predict.json)."""
     from lit_vision.inference.checkpoint import load_model
+    from lit_vision.utils.hardware import wants_channels_last
 
     model = load_model(ckpt)
     mean = torch.tensor(model.data_info["mean"]).view(1, -1, 1, 1)
     std = torch.tensor(model.data_info["std"]).view(1, -1, 1, 1)
+    net = model.task.net.eval()
+    layout = torch.channels_last if wants_channels_last("auto", net, torch.device("cpu"), "32-true") else None
+    if layout is not None:
+        net = net.to(memory_format=layout)
     images = torch.from_numpy(np.stack([decode(p) for p in paths])).permute(0, 3, 1, 2)
     batches = [(b.float() / 255 - mean) / std for b in images.split(batch_size)]
-    task = model.task.eval()
+    if layout is not None:
+        batches = [b.contiguous(memory_format=layout) for b in batches]
+    bf16 = summary.get("precision") == "bf16-mixed"
 
     def forward_all() -> None:
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             for batch in batches:
-                task(batch)
+                net(batch)
 
     forward_all()
     return _median_seconds(forward_all, repeats)
@@ -235,12 +244,14 @@ def decode_floor_rows(
     floor, how = decode_floor_seconds(paths, repeats)
     seconds = _median_seconds(lambda: run_predict(folder, "floor_out"), repeats)
     fixed = _median_seconds(lambda: run_predict(small, "eight_out"), repeats)
-    forward = forward_seconds(ckpt, paths, batch_size, repeats)
+    summary = json.loads((workdir / "floor_out" / "predict.json").read_text())
+    forward = forward_seconds(ckpt, paths, batch_size, repeats, summary)
     count = len(paths)
     note = (
         f"target <= {FLOOR_TARGET}x; predict {count / seconds:,.0f} images/s, decode floor {count / floor:,.0f} "
         f"images/s ({how}); of predict's {seconds:.3f} s: fixed part (predict of 8 files) {fixed:.3f} s, "
-        f"forward passes alone {forward:.3f} s; median of {repeats}; {torch.get_num_threads()} torch threads"
+        f"forward passes alone {forward:.3f} s ({summary.get('precision')}); median of {repeats}; "
+        f"{torch.get_num_threads()} torch threads"
     )
     return [
         make_row(
