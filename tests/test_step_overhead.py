@@ -186,3 +186,28 @@ def test_decode_floor_decodes_every_file_to_rgb(tmp_path):
     assert decode(paths[0]).shape == (4, 6, 3)
     seconds, how = decode_floor_seconds(paths, repeats=1)
     assert seconds > 0 and how.endswith(("thread", "threads"))
+
+
+# ----------------------------------------------------------------------------- quick exit
+def test_exit_now_finishes_threads_atexit_handlers_and_logs_before_ending(tmp_path):
+    log_file, marker = tmp_path / "run.log", tmp_path / "atexit.txt"
+    code = f"""
+import atexit, logging, pathlib, threading, time
+from lit_vision.utils.quick_exit import exit_now
+logging.basicConfig(filename={str(log_file)!r}, level=logging.INFO)
+atexit.register(lambda: pathlib.Path({str(marker)!r}).write_text("ran"))
+def late():
+    time.sleep(0.2)
+    logging.getLogger("t").info("thread done")
+threading.Thread(target=late).start()
+logging.getLogger("t").info("main done")
+print("printed", end="")
+exit_now(3)
+print("never")
+"""
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert result.returncode == 3
+    assert result.stdout == "printed"
+    assert marker.read_text() == "ran"
+    assert "main done" in log_file.read_text() and "thread done" in log_file.read_text()
