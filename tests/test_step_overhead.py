@@ -211,3 +211,16 @@ print("never")
     assert result.stdout == "printed"
     assert marker.read_text() == "ran"
     assert "main done" in log_file.read_text() and "thread done" in log_file.read_text()
+
+
+def test_step_cost_takes_the_median_after_the_first_epoch_and_restores_the_nvml_variable(monkeypatch):
+    from bench.step_cost import NVML_ENV, ms_per_step, nvml_check
+
+    assert ms_per_step([[10, 1.0], [10, 0.1], [20, 0.4], [10, 0.3]]) == 20.0
+    assert ms_per_step([[4, 0.02]]) == 5.0
+    monkeypatch.setenv(NVML_ENV, "0")
+    with nvml_check(True):
+        assert os.environ[NVML_ENV] == "1"
+    with nvml_check(False):
+        assert NVML_ENV not in os.environ
+    assert os.environ[NVML_ENV] == "0"
