@@ -21,7 +21,8 @@ The second part puts ``predict`` against the hardware floor of its input side: t
 decode the same files to RGB arrays (``Image.open(path).convert("RGB")``, nothing else), the faster of one
 thread and a pool of one thread per core, on the same cores. The files are real CIFAR-10 photos
 (``cifar10_jpeg/train`` of the shared data, ``PHOTOS_PER_CLASS`` per class; the generated PNGs when that
-folder is missing). The issue's target: predict at most 1.3x the floor. The note splits predict's time into
+folder is missing), at the precision ``lit-predict`` uses (``auto``). The issue's target: predict at most
+1.3x the floor. The note splits predict's time into
 the fixed part (``predict`` of 8 files: checkpoint, Trainer, writers) and the model's forward passes alone.
 """
 
@@ -237,8 +238,13 @@ def decode_floor_rows(
     for path in paths[:8]:
         shutil.copyfile(path, small / path.name)
 
+    from lit_vision.utils.hardware import auto_precision
+
+    # the precision `lit-predict` runs at (its trainer config's `auto`: bf16-mixed on a CPU with native bf16)
+    trainer = {"accelerator": "cpu", "precision": auto_precision("cpu")}
+
     def run_predict(source: Path, out: str) -> None:
-        predict(ckpt, source, workdir / out, batch_size=batch_size, grid=0, top_k=1)
+        predict(ckpt, source, workdir / out, batch_size=batch_size, grid=0, top_k=1, trainer=trainer)
 
     run_predict(folder, "warm")  # imports, first calls, the files in the page cache
     floor, how = decode_floor_seconds(paths, repeats)
