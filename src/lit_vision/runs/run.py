@@ -297,7 +297,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], float | None]:
         validate_config(cfg)
         trainer_cfg = cfg.get("trainer") or {}
         check_devices(trainer_cfg.get("accelerator", "auto"), trainer_cfg.get("devices", "auto"))
-        drop_failing_nvml_check()  # ~1 ms per optimizer step where NVML is absent (utils.hardware)
+        drop_failing_nvml_check()  # a failing NVML dlopen per optimizer step otherwise (utils.hardware)
         seed = resolve_seed(cfg.get("seed"))
         L.seed_everything(seed, workers=True, verbose=False)
         if cfg.get("torch_threads"):
