@@ -3,9 +3,9 @@
 Lightning calls every per-batch hook of every callback (``on_train_batch_start``, ``on_before_backward``,
 ``on_before_optimizer_step``...), about a dozen calls per training step for each callback, each inside a
 profiler context whose name is formatted with the callback's ``state_key`` (for ``ModelCheckpoint`` a
-repr of its settings). With the default callbacks that is some 100 calls per step that do nothing: about
-0.5-0.8 ms of CPU per step, 4-6 % of the tutorial CNN's step at batch 64 (``python -m bench --case
-step_cost``). Lightning skips a hook that is not callable, so a callback
+repr of its settings). With the 17 default callbacks that is some 100 calls per step that do nothing:
+0.03-0.05 ms of CPU per hook, about 0.2-0.3 ms per training step, 2 % of the tutorial CNN's step at batch
+64 (docs/benchmarks.md, per-step cost). Lightning skips a hook that is not callable, so a callback
 whose class inherits a per-batch hook unchanged from ``Callback`` gets ``None`` in its place on the
 instance. Hooks a callback overrides, and every per-epoch or per-run hook, are untouched.
 """
