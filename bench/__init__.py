@@ -26,6 +26,9 @@ CASES: dict[str, str] = {
     "data_loading": "data_loading",
     "speed": "speed",
     "predict_speed": "predict_speed",
+    "startup": "startup",
+    "cnn_vs_best_plain": "cnn_vs_best_plain",
+    "step_cost": "step_cost",
 }
 
 # Run only when named (`--case speed`) or with `--all`: longer variants of what the default cases cover

@@ -17,6 +17,7 @@ from lit_vision.errors import UserError
 from lit_vision.runs.run_folder import argv_with_run_overrides
 from lit_vision.utils.io import write_json
 from lit_vision.utils.paths import require_checkpoint_file
+from lit_vision.utils.quick_exit import exit_now
 from lit_vision.utils.reporting import report_user_error
 
 
@@ -47,8 +48,10 @@ def check_paths_early(cfg: DictConfig) -> None:
         report_user_error(error)
 
 
-def main() -> None:
-    """Entry point of ``lit-train`` and ``train.py``."""
+def main(quick_exit: bool = True) -> None:
+    """Entry point of ``lit-train`` and ``train.py``. When the command has finished, ``quick_exit`` ends the
+    process without the interpreter's module teardown (:func:`lit_vision.utils.quick_exit.exit_now`);
+    errors exit as before, through Hydra."""
     # ckpt_path=<run>/checkpoints/last.ckpt: start from that run's overrides (yours still win).
     sys.argv = argv_with_run_overrides(sys.argv)
     try:
@@ -57,6 +60,8 @@ def main() -> None:
     except UserError as exc:
         report_user_error(exc)
     hydra.main(version_base="1.3", config_path=conf, config_name="train")(task)()
+    if quick_exit:
+        exit_now(0)
 
 
 if __name__ == "__main__":

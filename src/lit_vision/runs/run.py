@@ -55,7 +55,7 @@ from lit_vision.runs.sweep_resume import RESUME_KEY, plan_job, resume_job_from, 
 from lit_vision.runs.tuning import tune_before_fit
 from lit_vision.utils.checkpoint_io import disk_full_error, is_disk_full
 from lit_vision.utils.distributed import is_ddp_child, process_rank
-from lit_vision.utils.hardware import check_devices
+from lit_vision.utils.hardware import check_devices, drop_failing_nvml_check
 from lit_vision.utils.io import write_json
 from lit_vision.utils.metrics import to_float_dict
 from lit_vision.utils.paths import require_checkpoint_file
@@ -305,6 +305,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], float | None]:
         validate_config(cfg)
         trainer_cfg = cfg.get("trainer") or {}
         check_devices(trainer_cfg.get("accelerator", "auto"), trainer_cfg.get("devices", "auto"))
+        drop_failing_nvml_check()  # a failing NVML dlopen per optimizer step otherwise (utils.hardware)
         seed = resolve_seed(cfg.get("seed"))
         L.seed_everything(seed, workers=True, verbose=False)
         if cfg.get("torch_threads"):

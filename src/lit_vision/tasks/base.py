@@ -25,6 +25,7 @@ from lit_vision.nets.init import prepare_net
 from lit_vision.nets.weights import local_file_replaces_downloads, no_pretrained_loading
 from lit_vision.optim.optimizers import build_optimizer, build_scheduler
 from lit_vision.tasks.epoch_metrics import BufferedMetrics, RunningMean
+from lit_vision.utils.callback_hooks import skip_noop_batch_hooks
 from lit_vision.utils.hardware import wants_channels_last
 
 STAGES = ("train", "val", "test")
@@ -255,6 +256,9 @@ class BaseTask(L.LightningModule):
 
     # ------------------------------------------------------------------ lifecycle
     def setup(self, stage: str) -> None:
+        if self._trainer is not None:
+            # callbacks with nothing to do per batch leave Lightning's per-step dispatch (utils.callback_hooks)
+            skip_noop_batch_hooks(self.trainer.callbacks)
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         if isinstance(datamodule, DescribesData):
             self.data_info = datamodule.data_info()

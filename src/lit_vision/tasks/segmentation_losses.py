@@ -12,9 +12,9 @@ Dice = (2 |P n G| + smooth) / (|P| + |G| + smooth) as in the tutorial, Jaccard =
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import ModuleType
 
 import torch
-from segmentation_models_pytorch import losses as smp_losses
 from torch import nn
 
 from lit_vision.errors import UserError
@@ -22,6 +22,14 @@ from lit_vision.errors import UserError
 TERMS = ("dice", "bce", "ce", "jaccard", "focal", "lovasz", "tversky")
 ALIASES = {"bce_dice": "bce+dice", "dice_bce": "dice+bce", "ce_dice": "ce+dice", "dice_ce": "dice+ce"}
 MODES = ("binary", "multiclass")
+
+
+def smp_losses() -> ModuleType:
+    """``segmentation_models_pytorch.losses``, imported on first use: importing smp loads timm (and what
+    timm pulls in), about a second that every run importing the tasks would otherwise pay."""
+    from segmentation_models_pytorch import losses
+
+    return losses
 
 
 def parse_terms(name: str) -> list[str]:
@@ -45,7 +53,7 @@ class BinaryCrossEntropy(nn.Module):
         super().__init__()
         weight = None if pos_weight is None else torch.tensor([float(pos_weight)])
         self.ignore_index = ignore_index
-        self.bce = smp_losses.SoftBCEWithLogitsLoss(
+        self.bce = smp_losses().SoftBCEWithLogitsLoss(
             ignore_index=ignore_index, reduction="none", smooth_factor=smooth_factor, pos_weight=weight
         )
 
@@ -92,9 +100,9 @@ class SegmentationLoss(nn.Module):
         builders = {
             # smp writes Dice as (I + s) / (I + (FP + FN) / 2 + s), i.e. (2I + 2s) / (|P| + |G| + 2s): half
             # of ``smooth`` gives the usual (2I + smooth) / (|P| + |G| + smooth) of the tutorial.
-            "dice": lambda: smp_losses.DiceLoss(**common, smooth=smooth / 2, log_loss=log_loss),
-            "jaccard": lambda: smp_losses.JaccardLoss(**common, smooth=smooth, log_loss=log_loss),
-            "tversky": lambda: smp_losses.TverskyLoss(
+            "dice": lambda: smp_losses().DiceLoss(**common, smooth=smooth / 2, log_loss=log_loss),
+            "jaccard": lambda: smp_losses().JaccardLoss(**common, smooth=smooth, log_loss=log_loss),
+            "tversky": lambda: smp_losses().TverskyLoss(
                 **common,
                 smooth=smooth,
                 log_loss=log_loss,
@@ -102,8 +110,8 @@ class SegmentationLoss(nn.Module):
                 beta=tversky_beta,
                 gamma=tversky_gamma,
             ),
-            "focal": lambda: smp_losses.FocalLoss(**common, alpha=focal_alpha, gamma=focal_gamma),
-            "lovasz": lambda: smp_losses.LovaszLoss(**common, per_image=lovasz_per_image),
+            "focal": lambda: smp_losses().FocalLoss(**common, alpha=focal_alpha, gamma=focal_gamma),
+            "lovasz": lambda: smp_losses().LovaszLoss(**common, per_image=lovasz_per_image),
             "bce": lambda: self._cross_entropy(ignore_index, label_smoothing, pos_weight),
             "ce": lambda: self._cross_entropy(ignore_index, label_smoothing, pos_weight),
         }
