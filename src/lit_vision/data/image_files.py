@@ -27,7 +27,8 @@ from torchvision.transforms import v2
 
 from lit_vision.data.contract import DataInfo, classification_info
 from lit_vision.data.image_io import BadImageError, ImageHeader, decode_image_file, inspect_image
-from lit_vision.data.resumable import EpochSampler, ResumableDataLoader
+from lit_vision.data.resumable import ResumableDataLoader
+from lit_vision.data.sampling import check_sampler_options, train_sampler
 from lit_vision.data.split_loaders import SplitDataModule
 from lit_vision.data.splits import check_folds, fold_indices
 from lit_vision.data.stats import file_channel_stats
@@ -222,9 +223,13 @@ class ImageFilesDataModule(SplitDataModule):
         stats_images: int = 500,
         num_folds: int | None = None,
         fold: int = 0,
+        sampler: str = "shuffle",
+        class_weights: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
         self.num_folds, self.fold = check_folds(num_folds, fold)
+        self.sampler = sampler
+        self.class_weights = check_sampler_options(sampler, class_weights)
         check_on_bad_sample(on_bad_sample)
         if check_images not in ("fast", "full", "off"):
             raise UserError(f"data.check_images must be fast, full or off, got {check_images!r}")
@@ -463,7 +468,14 @@ class ImageFilesDataModule(SplitDataModule):
         return ResumableDataLoader(
             dataset,
             batch_size=self.batch_size if stage == "train" else self.eval_batch_size,
-            sampler=EpochSampler(len(dataset), shuffle=shuffle, seed=self.split_seed),
+            sampler=train_sampler(
+                self.sampler,
+                len(dataset),
+                shuffle,
+                self.split_seed,
+                labels=[label for _, label in dataset.samples] if self.stratify_folds else None,
+                class_weights=self.class_weights,
+            ),
             num_workers=workers,
             collate_fn=functools.partial(type(self).collate, transforms_key=key),
             pin_memory=self.pin_memory,
