@@ -18,6 +18,7 @@ from lit_vision.errors import UserError
 from lit_vision.inference.checkpoint import LoadedModel, load_model, require_keys
 from lit_vision.inference.data import PredictionDataModule, TablePredictionDataModule
 from lit_vision.inference.inputs import find_images
+from lit_vision.inference.multilabel_writer import MultiLabelWriter
 from lit_vision.inference.output_folder import MARKER_NAME, OutputFolder, check_output_folder
 from lit_vision.inference.predictor import Predictor
 from lit_vision.inference.preprocess import ImagePreprocessor
@@ -82,6 +83,8 @@ def image_writer(
             grid=grid,
             data_info=model.data_info,
         )
+    if model.kind == "multilabel":
+        return MultiLabelWriter(out_dir, images, model.class_names, multilabel_thresholds(model, threshold))
     if model.kind == "segmentation":
         binary = bool(model.task.hparams.get("binary"))
         if threshold is not None and not binary:
@@ -101,6 +104,15 @@ def image_writer(
             palette=model.data_info.get("palette"),
         )
     return ImageRegressionWriter(out_dir, images, target_names(model))
+
+
+def multilabel_thresholds(model: LoadedModel, threshold: float | None) -> list[float]:
+    """The per-label thresholds of a multi-label model (chosen on validation), or ``threshold`` for all."""
+    if threshold is None:
+        return [float(t) for t in model.task.thresholds.tolist()]
+    if not 0.0 < float(threshold) < 1.0:
+        raise UserError(f"threshold must be between 0 and 1, got {threshold}.")
+    return [float(threshold)] * len(model.class_names)
 
 
 def target_names(model: LoadedModel) -> list[str]:
@@ -194,7 +206,8 @@ def predict(
         batch_size / num_workers: prediction batches; workers decode files (None: 0 for small inputs).
         top_k: classes per image in the classification CSV.
         tta: average with the horizontally flipped input.
-        threshold: binary segmentation: foreground where p > threshold (default: the model's).
+        threshold: binary segmentation: foreground where p > threshold (default: the model's); multi-label:
+            one threshold for every label instead of the per-label ones chosen on validation.
         alpha: the mask's share in segmentation overlays.
         grid: images in the classification grid picture (0: none).
         on_bad_image: ``error`` (default) or ``skip`` unreadable files.
