@@ -219,3 +219,14 @@ def test_predict_writes_the_label_set_of_every_image(trained, mosaics, tmp_path)
     everything = predict(trained, mosaics / "test", tmp_path / "all", num_workers=0, threshold=1e-6)
     rows = read_rows(everything["outputs"]["csv"])
     assert all(row["labels"] == "blue;green;red" for row in rows)
+
+
+def test_export_records_the_thresholds_and_the_sigmoid(trained, tmp_path):
+    from lit_vision.inference.export import export_model
+
+    result = export_model(trained, "torchscript", tmp_path / "m.pt")
+    output = result.metadata["output"]
+    thresholds = torch.load(trained, weights_only=True)["state_dict"]["thresholds"].tolist()
+    assert output["kind"] == "logits" and "sigmoid" in output["to_prediction"]
+    assert output["thresholds"] == pytest.approx(thresholds, abs=1e-4)
+    assert output["class_names"] == ["blue", "green", "red"]
