@@ -135,6 +135,20 @@ def test_csv_and_index_label_files_give_the_same_multi_hot_targets(tmp_path):
     assert dm.data_info().kind == "multilabel"
 
 
+def test_without_a_val_file_a_seeded_fraction_of_train_validates(tmp_path):
+    names = [f"{i}.png" for i in range(10)]
+    root = image_root(tmp_path, names)
+    write(root / "train.txt", "".join(f"{n} {'cat' if i % 2 else 'dog'}\n" for i, n in enumerate(names)))
+    parts = []
+    for _ in range(2):
+        dm = MultiLabelDataModule(root=str(root), train_file="train.txt", val_file=None, val_fraction=0.2)
+        dm.setup("fit")
+        parts.append({k: [s.path for s in v] for k, v in dm.samples.items()})
+    assert len(parts[0]["train"]) == 8 and len(parts[0]["val"]) == 2
+    assert set(parts[0]["train"]).isdisjoint(parts[0]["val"])
+    assert parts[0]["test"] == parts[0]["val"] and parts[0] == parts[1]
+
+
 @pytest.mark.parametrize(
     ("train", "message"),
     [
@@ -219,6 +233,8 @@ def test_predict_writes_the_label_set_of_every_image(trained, mosaics, tmp_path)
     everything = predict(trained, mosaics / "test", tmp_path / "all", num_workers=0, threshold=1e-6)
     rows = read_rows(everything["outputs"]["csv"])
     assert all(row["labels"] == "blue;green;red" for row in rows)
+    with pytest.raises(UserError, match=r"threshold must be between 0 and 1, got 1\.5"):
+        predict(trained, mosaics / "test", tmp_path / "bad", num_workers=0, threshold=1.5)
 
 
 def test_export_records_the_thresholds_and_the_sigmoid(trained, tmp_path):
