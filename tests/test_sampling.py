@@ -129,12 +129,13 @@ def test_bad_sampler_options_name_the_key_and_the_fix():
         dm.train_dataloader()
 
 
-def test_balanced_sampler_on_regression_targets_is_refused(tmp_path):
+def test_balanced_sampler_on_regression_targets_is_refused_at_instantiation(tmp_path):
     from lit_vision.data.image_regression import ImageRegressionDataModule
     from lit_vision.data.sampling import train_sampler
 
-    assert not ImageRegressionDataModule.stratify_folds  # its labels are numbers: train_sampler gets None
-    with pytest.raises(UserError, match=r"data\.sampler=balanced needs class labels"):
+    with pytest.raises(UserError, match=r"data\.sampler=balanced needs one class label per sample"):
+        ImageRegressionDataModule(root=str(tmp_path), sampler="balanced")
+    with pytest.raises(UserError, match=r"use data\.sampler=shuffle"):
         train_sampler("balanced", 10, shuffle=True, seed=0, labels=None)
 
 

@@ -229,7 +229,7 @@ class ImageFilesDataModule(SplitDataModule):
         super().__init__()
         self.num_folds, self.fold = check_folds(num_folds, fold)
         self.sampler = sampler
-        self.class_weights = check_sampler_options(sampler, class_weights)
+        self.class_weights = check_sampler_options(sampler, class_weights, has_classes=self.stratify_folds)
         check_on_bad_sample(on_bad_sample)
         if check_images not in ("fast", "full", "off"):
             raise UserError(f"data.check_images must be fast, full or off, got {check_images!r}")

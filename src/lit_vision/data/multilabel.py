@@ -162,11 +162,9 @@ class MultiLabelDataModule(ImageFilesDataModule):
         labels_column: str = "labels",
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        if self.sampler != "shuffle":
-            raise UserError(
-                "data.sampler=balanced draws by class, and a multi-label image has several: use data.sampler=shuffle."
-            )
+        super().__init__(
+            **kwargs
+        )  # refuses data.sampler=balanced (stratify_folds is False: not one class each)
         if not label_delimiter:
             raise UserError("data.label_delimiter is empty: give the character between labels, e.g. ';'.")
         self.root = Path(str(root)).expanduser()

@@ -21,13 +21,24 @@ from lit_vision.errors import UserError
 SAMPLERS = ("shuffle", "balanced")
 
 
-def check_sampler_options(sampler: str, class_weights: Sequence[float] | None) -> list[float] | None:
-    """Validate ``data.sampler`` / ``data.class_weights`` at instantiation; the weights as plain floats."""
+NOT_CLASSES = (
+    "data.sampler=balanced needs one class label per sample, and this data set's targets are not that "
+    "(numbers, or several labels per image): use data.sampler=shuffle."
+)
+
+
+def check_sampler_options(
+    sampler: str, class_weights: Sequence[float] | None, has_classes: bool = True
+) -> list[float] | None:
+    """Validate ``data.sampler`` / ``data.class_weights`` at instantiation (``has_classes``: the targets are
+    one class per sample); the weights as plain floats."""
     if sampler not in SAMPLERS:
         raise UserError(
             f"data.sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}: 'shuffle' draws every "
             "training sample once per epoch, 'balanced' draws classes about equally often."
         )
+    if sampler == "balanced" and not has_classes:
+        raise UserError(NOT_CLASSES)
     if class_weights is None:
         return None
     if sampler != "balanced":
@@ -109,9 +120,6 @@ def train_sampler(
     (the train split), else the seeded :class:`EpochSampler`."""
     if kind == "balanced" and shuffle:
         if labels is None:
-            raise UserError(
-                "data.sampler=balanced needs class labels, and this data set's targets are not classes: "
-                "use data.sampler=shuffle."
-            )
+            raise UserError(NOT_CLASSES)
         return BalancedSampler(labels, class_weights, num_samples=size, seed=seed)
     return EpochSampler(size, shuffle=shuffle, seed=seed)
