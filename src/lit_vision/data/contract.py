@@ -23,6 +23,7 @@ from lit_vision.errors import UserError
 # Data families (``DataInfo.kind``) and the task kind each one trains.
 TASK_OF_KIND = {
     "classification": "classification",
+    "multilabel": "multilabel",
     "segmentation": "segmentation",
     "image_regression": "regression",
     "tabular": "regression",
@@ -30,6 +31,7 @@ TASK_OF_KIND = {
 # Fields a checkpoint's dict always holds for each data family (None when unknown), as before DataInfo.
 CORE_FIELDS = {
     "classification": ("num_classes", "in_channels", "image_size", "mean", "std", "class_names"),
+    "multilabel": ("num_classes", "in_channels", "image_size", "mean", "std", "class_names"),
     "segmentation": (
         "num_classes",
         "in_channels",
@@ -85,7 +87,8 @@ class DataInfo(Mapping[str, Any]):
     """What inference needs from a DataModule, stored in every checkpoint.
 
     Attributes:
-        kind: the data family: ``classification``, ``segmentation``, ``image_regression`` or ``tabular``.
+        kind: the data family: ``classification``, ``multilabel``, ``segmentation``, ``image_regression`` or
+            ``tabular``.
         num_classes, class_names: classes (classification, segmentation).
         in_channels, image_size: the net's input images (``image_size``: a side or ``(height, width)``).
         mean, std: per-channel normalisation of images scaled to [0, 1].
@@ -155,7 +158,8 @@ class DataInfo(Mapping[str, Any]):
     # ------------------------------------------------------------------ derived
     @property
     def task(self) -> str:
-        """The task kind this data trains: ``classification``, ``segmentation`` or ``regression``."""
+        """The task kind this data trains: ``classification``, ``multilabel``, ``segmentation`` or
+        ``regression``."""
         return TASK_OF_KIND[self.kind]
 
     @property

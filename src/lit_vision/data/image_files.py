@@ -28,7 +28,8 @@ from torchvision.transforms import v2
 from lit_vision.data.contract import DataInfo, classification_info
 from lit_vision.data.image_io import BadImageError, ImageHeader, decode_image_file, inspect_image
 from lit_vision.data.mixing import BatchMix, parse_mix
-from lit_vision.data.resumable import EpochSampler, ResumableDataLoader
+from lit_vision.data.resumable import ResumableDataLoader
+from lit_vision.data.sampling import check_sampler_options, train_sampler
 from lit_vision.data.split_loaders import SplitDataModule
 from lit_vision.data.splits import check_folds, fold_indices
 from lit_vision.data.stats import file_channel_stats
@@ -233,9 +234,13 @@ class ImageFilesDataModule(SplitDataModule):
         num_folds: int | None = None,
         fold: int = 0,
         mix: Mapping[str, Any] | None = None,
+        sampler: str = "shuffle",
+        class_weights: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
         self.num_folds, self.fold = check_folds(num_folds, fold)
+        self.sampler = sampler
+        self.class_weights = check_sampler_options(sampler, class_weights, has_classes=self.stratify_folds)
         check_on_bad_sample(on_bad_sample)
         self.mix_settings = parse_mix(OmegaConf.to_container(mix) if isinstance(mix, DictConfig) else mix)
         if check_images not in ("fast", "full", "off"):
@@ -478,7 +483,14 @@ class ImageFilesDataModule(SplitDataModule):
         return ResumableDataLoader(
             dataset,
             batch_size=self.batch_size if stage == "train" else self.eval_batch_size,
-            sampler=EpochSampler(len(dataset), shuffle=shuffle, seed=self.split_seed),
+            sampler=train_sampler(
+                self.sampler,
+                len(dataset),
+                shuffle,
+                self.split_seed,
+                labels=[label for _, label in dataset.samples] if self.stratify_folds else None,
+                class_weights=self.class_weights,
+            ),
             num_workers=workers,
             collate_fn=collate,
             pin_memory=self.pin_memory,

@@ -14,7 +14,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lit_vision.data.contract import DataInfo, classification_info
-from lit_vision.data.resumable import EpochSampler, ResumableDataLoader, keep_batch
+from lit_vision.data.resumable import ResumableDataLoader, keep_batch
+from lit_vision.data.sampling import check_sampler_options, train_sampler
 from lit_vision.data.split_loaders import SplitDataModule
 from lit_vision.data.splits import check_folds, fold_indices, split_indices
 
@@ -51,6 +52,9 @@ class InMemoryImageDataModule(SplitDataModule):
     ``resident``: keep the uint8 splits on the training GPU itself, so batches are sliced there and nothing
     crosses the bus per step (``auto``: when training on CUDA and a split takes under a quarter of the free
     GPU memory; ``true``: whenever the device is a GPU; on a CPU the tensors are in memory anyway).
+
+    ``sampler``: ``shuffle`` or ``balanced`` (class-balanced draws, weighted by ``class_weights`` or by
+    ``1 / class count``; see ``data/sampling.py``).
     """
 
     def __init__(
@@ -69,9 +73,13 @@ class InMemoryImageDataModule(SplitDataModule):
         resident: bool | str = "auto",
         num_folds: int | None = None,
         fold: int = 0,
+        sampler: str = "shuffle",
+        class_weights: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
         self.num_folds, self.fold = check_folds(num_folds, fold)
+        self.sampler = sampler
+        self.class_weights = check_sampler_options(sampler, class_weights)
         if resident not in (True, False, "auto"):
             raise ValueError(f"resident must be true, false or 'auto', got {resident!r}")
         self.resident = resident
@@ -199,7 +207,14 @@ class InMemoryImageDataModule(SplitDataModule):
         batch_size = self.batch_size if stage == "train" else self.eval_batch_size
         # A plain index sampler + BatchSampler (so Lightning can shard it under DDP, swap it for
         # overfit_batches and resume mid-epoch); the dataset's __getitems__ slices once per batch.
-        sampler = EpochSampler(len(dataset), shuffle=shuffle, seed=self.split_seed)
+        sampler = train_sampler(
+            self.sampler,
+            len(dataset),
+            shuffle,
+            self.split_seed,
+            labels=self.splits[stage].labels,
+            class_weights=self.class_weights,
+        )
         return ResumableDataLoader(
             dataset, batch_size=batch_size, sampler=sampler, collate_fn=keep_batch, num_workers=0
         )

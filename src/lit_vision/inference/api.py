@@ -18,6 +18,7 @@ from lit_vision.errors import UserError
 from lit_vision.inference.checkpoint import LoadedModel, load_model, require_keys
 from lit_vision.inference.data import PredictionDataModule, TablePredictionDataModule
 from lit_vision.inference.inputs import find_images
+from lit_vision.inference.multilabel_writer import MultiLabelWriter
 from lit_vision.inference.output_folder import MARKER_NAME, OutputFolder, check_output_folder
 from lit_vision.inference.predictor import Predictor
 from lit_vision.inference.preprocess import ImagePreprocessor
@@ -83,6 +84,8 @@ def image_writer(
             grid=grid,
             data_info=model.data_info,
         )
+    if model.kind == "multilabel":
+        return MultiLabelWriter(out_dir, images, model.class_names, multilabel_thresholds(model, threshold))
     if model.kind == "segmentation":
         binary = bool(model.task.hparams.get("binary"))
         if threshold is not None and not binary:
@@ -102,6 +105,15 @@ def image_writer(
             palette=model.data_info.get("palette"),
         )
     return ImageRegressionWriter(out_dir, images, target_names(model))
+
+
+def multilabel_thresholds(model: LoadedModel, threshold: float | None) -> list[float]:
+    """The per-label thresholds of a multi-label model (chosen on validation), or ``threshold`` for all."""
+    if threshold is None:
+        return [float(t) for t in model.task.thresholds.tolist()]
+    if not 0.0 < float(threshold) < 1.0:
+        raise UserError(f"threshold must be between 0 and 1, got {threshold}.")
+    return [float(threshold)] * len(model.class_names)
 
 
 def target_names(model: LoadedModel) -> list[str]:
@@ -211,7 +223,8 @@ def predict(
             (default: the training image_size) every ``stride`` pixels (default: half a tile), blended
             with a ``tile_window`` (gaussian, linear, flat); ``tile_batch_size`` tiles per forward pass.
             Composes with ``tta`` (applied to every tile).
-        threshold: binary segmentation: foreground where p > threshold (default: the model's).
+        threshold: binary segmentation: foreground where p > threshold (default: the model's); multi-label:
+            one threshold for every label instead of the per-label ones chosen on validation.
         alpha: the mask's share in segmentation overlays.
         grid: images in the classification grid picture (0: none).
         on_bad_image: ``error`` (default) or ``skip`` unreadable files.

@@ -25,12 +25,14 @@ from lit_vision.inference.trust import (
     torch_load,
 )
 from lit_vision.tasks.classification import ClassificationTask
+from lit_vision.tasks.multilabel import MultiLabelTask
 from lit_vision.tasks.regression import RegressionTask
 from lit_vision.tasks.segmentation import SegmentationTask
 from lit_vision.utils.paths import require_checkpoint_file
 
 TASK_CLASSES: dict[str, type[L.LightningModule]] = {
     "classification": ClassificationTask,
+    "multilabel": MultiLabelTask,
     "segmentation": SegmentationTask,
     "regression": RegressionTask,
 }
@@ -62,7 +64,8 @@ class LoadedModel:
 
 
 def task_kind(task: L.LightningModule) -> str:
-    """``classification``, ``segmentation`` or ``regression`` for a lit_vision task (UserError otherwise)."""
+    """``classification``, ``multilabel``, ``segmentation`` or ``regression`` for a lit_vision task (UserError
+    otherwise)."""
     for kind, task_class in TASK_CLASSES.items():
         if isinstance(task, task_class):
             return kind
@@ -184,6 +187,8 @@ def data_kind(info: DataInfo | Mapping[str, Any]) -> str | None:
         return info.task
     if info.get("task") == "segmentation":
         return "segmentation"
+    if info.get("kind") == "multilabel":
+        return "multilabel"
     if info.get("kind") in ("tabular", "image_regression") or "target_names" in info:
         return "regression"
     if info.get("num_classes") is not None:

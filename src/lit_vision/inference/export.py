@@ -272,6 +272,16 @@ def output_meaning(model: LoadedModel, output_shape: tuple[int, ...]) -> dict[st
             "class_names": names,
             "labels": model.data_info.get("folder_names"),
         }
+    if model.kind == "multilabel":
+        thresholds = [round(float(t), 4) for t in model.task.thresholds.tolist()]
+        return {
+            "kind": "logits",
+            "shape": ["batch", *output_shape],
+            "to_prediction": "sigmoid gives each label's probability; label i is present where it is >= "
+            "thresholds[i] (chosen on validation)",
+            "thresholds": thresholds,
+            "class_names": names,
+        }
     if model.kind == "segmentation":
         binary = bool(hparams.get("binary"))
         threshold = float(hparams.get("threshold", 0.5))
