@@ -34,6 +34,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from lit_vision.callbacks.safety import ExactResume, FiniteLossGuard, InterruptCheckpoint
+from lit_vision.callbacks.trackers import tracker_runs
 from lit_vision.config.presentation import (
     command_line_overrides,
     print_config_tree,
@@ -342,7 +343,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], float | None]:
         for logger in loggers:
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
-        with ddp_job_scope(trainer):
+        with ddp_job_scope(trainer), tracker_runs(loggers):  # MLflow / W&B runs end with the run
             _fit_and_test(cfg, trainer, task, datamodule, ckpt_path, metrics)
         metrics["status"] = "completed"
     except BaseException as exc:
