@@ -129,6 +129,17 @@ def test_runs_pointed_at_one_store_are_listed_together(tmp_path):
     assert not (tmp_path / "a").exists()  # the store holds everything
 
 
+def test_a_param_logged_twice_with_another_value_keeps_the_first_and_warns(tmp_path):
+    """MLflow refuses to change a param; the task's hyperparameters and the config may both name one."""
+    logger = MLFlowLogger(run_dir=str(tmp_path))
+    logger.log_hyperparams({"scheduler": {"auto": True}, "lr": 0.1})
+    logger.log_hyperparams({"lr": 0.1, "seed": 3})  # the same value again: fine
+    with pytest.warns(UserWarning, match="'scheduler/auto' stays 'True'"):
+        logger.log_hyperparams({"scheduler": {"auto": False}, "epochs": 2})
+    params = logger.experiment.get_run(logger.run_id).data.params
+    assert params == {"scheduler/auto": "True", "lr": "0.1", "seed": "3", "epochs": "2"}
+
+
 # ---------------------------------------------------------------------------------------------- W&B
 def wandb_records(run_folder: Path) -> list:
     """The records of an offline W&B run file (``run-<id>.wandb``): LevelDB-log blocks of protobufs.

@@ -17,18 +17,24 @@ from __future__ import annotations
 
 import logging
 import os
+from argparse import Namespace
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from lightning.fabric.utilities.logger import _convert_params, _flatten_dict
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.loggers import MLFlowLogger as LightningMLFlowLogger
 from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
+from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 
 from lit_vision.errors import UserError
 
 log = logging.getLogger(__name__)
+
+# Lightning's MLFlowLogger cuts param values to this many characters.
+MLFLOW_PARAM_CHARS = 250
 
 # What `make install` installs (the project's `trackers` extra); the pins match pyproject.toml.
 PIP_COMMANDS = {
@@ -85,6 +91,7 @@ class MLFlowLogger(LightningMLFlowLogger):
             tracking_uri = f"sqlite:///{store_dir / 'mlflow.db'}"
         kwargs.setdefault("artifact_location", str(store_dir / "artifacts"))
         self.store_dir = store_dir
+        self._logged_params: dict[str, str] = {}
         super().__init__(
             experiment_name=experiment_name,
             run_name=run_name or default_run_name(run_dir),
@@ -92,6 +99,24 @@ class MLFlowLogger(LightningMLFlowLogger):
             tags={"lit_vision.run_dir": str(Path(run_dir).absolute()), **(tags or {})},
             **kwargs,
         )
+
+    @rank_zero_only
+    def log_hyperparams(self, params: dict[str, Any] | Namespace) -> None:
+        """Log the params not logged yet. MLflow refuses to change a param's value, and a run logs params
+        from several sources (the resolved config, the task's and the DataModule's hyperparameters, again at
+        test time): a key seen before keeps its first value, with a warning when the new one differs."""
+        fresh = {}
+        for key, value in _flatten_dict(_convert_params(params)).items():
+            text = str(value)[:MLFLOW_PARAM_CHARS]
+            if key not in self._logged_params:
+                self._logged_params[key] = fresh[key] = text
+            elif self._logged_params[key] != text:
+                rank_zero_warn(
+                    f"MLflow param {key!r} stays {self._logged_params[key]!r}: a later value {text!r} was "
+                    "not logged (MLflow params cannot change within a run)."
+                )
+        if fresh:
+            super().log_hyperparams(fresh)
 
     def end_run(self, failed: bool) -> None:
         """Mark the MLflow run FINISHED or FAILED (nothing when no run was started)."""
