@@ -129,6 +129,19 @@ def test_runs_pointed_at_one_store_are_listed_together(tmp_path):
     assert not (tmp_path / "a").exists()  # the store holds everything
 
 
+def test_an_explicit_tracking_uri_replaces_the_run_folder_store(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    logger = MLFlowLogger(run_dir=str(tmp_path / "run"), tracking_uri=uri, experiment_name="other")
+    logger.log_metrics({"val/acc": 0.25}, step=0)
+    logger.end_run(failed=False)
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("other").experiment_id])
+    assert run.data.metrics == {"val/acc": 0.25}
+    assert not (tmp_path / "run").exists()  # no store of its own in the run folder
+
+
 def test_a_param_logged_twice_with_another_value_keeps_the_first_and_warns(tmp_path):
     """MLflow refuses to change a param; the task's hyperparameters and the config may both name one."""
     logger = MLFlowLogger(run_dir=str(tmp_path))

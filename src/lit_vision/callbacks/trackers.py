@@ -68,7 +68,8 @@ class MLFlowLogger(LightningMLFlowLogger):
         run_dir: the run folder (``${paths.output_dir}``); tagged on the MLflow run as ``lit_vision.run_dir``.
         store: folder of the SQLite store (``mlflow.db``) and the artifacts (``artifacts/``); default
             ``<run_dir>/mlflow``. Point several runs (a sweep) at one folder to compare them in one ``mlflow ui``.
-        tracking_uri: any MLflow tracking URI (a server, another database); replaces ``store``'s database.
+        tracking_uri: any MLflow tracking URI (a server, another database); replaces ``store``'s database
+            (and, unless ``store`` is given too, its artifact folder: the server's own is used).
         run_name: the run's name in MLflow; default :func:`default_run_name`.
         **kwargs: passed to Lightning's ``MLFlowLogger`` (``experiment_name``, ``tags``, ``log_model``, ...).
     """
@@ -86,10 +87,11 @@ class MLFlowLogger(LightningMLFlowLogger):
         require_package("mlflow", "mlflow")
         store_dir = Path(store) if store else Path(run_dir) / "mlflow"
         store_dir = store_dir.absolute()
+        if store or not tracking_uri:  # a server given alone keeps its own artifact location
+            kwargs.setdefault("artifact_location", str(store_dir / "artifacts"))
         if not tracking_uri:
             store_dir.mkdir(parents=True, exist_ok=True)
             tracking_uri = f"sqlite:///{store_dir / 'mlflow.db'}"
-        kwargs.setdefault("artifact_location", str(store_dir / "artifacts"))
         self.store_dir = store_dir
         self._logged_params: dict[str, str] = {}
         super().__init__(
