@@ -158,6 +158,8 @@ class WandbLogger(LightningWandbLogger):
         kwargs.setdefault("save_dir", str(Path(run_dir).absolute()))
         kwargs.setdefault("settings", wandb.Settings(console=console, silent=True))
         super().__init__(name=name or default_run_name(run_dir), offline=offline, project=project, **kwargs)
+        # Lightning passes anonymous=None, which wandb 0.31 answers with a deprecation warning on every run
+        self._wandb_init.pop("anonymous", None)
 
     def end_run(self, failed: bool) -> None:
         """Finish the W&B run (exit code 1 when the lit_vision run failed) so its files are complete."""
