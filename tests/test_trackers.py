@@ -4,8 +4,12 @@ the W&B offline run folder after a tiny digits run, the image adapter, and the m
 from __future__ import annotations
 
 import json
+import socket
 import struct
+import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -113,6 +117,58 @@ def test_each_run_has_its_own_finished_mlflow_run(two_runs):
     _, runs = mlflow_runs(two_runs[1])
     assert [r.info.status for r in runs] == ["FINISHED"]
     assert runs[0].data.tags["lit_vision.run_dir"] == str(two_runs[1])
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_mlflow_ui_serves_the_store_and_its_figures(two_runs):
+    """`mlflow ui --backend-store-uri sqlite:///<run>/mlflow/mlflow.db` (on localhost) lists the run and
+    serves its confusion matrix: the installed mlflow's server works with the pinned SQLAlchemy 1.4."""
+    run_dir = two_runs[0]
+    port = free_port()
+    command = [sys.executable, "-m", "mlflow", "ui", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--backend-store-uri", f"sqlite:///{run_dir / 'mlflow' / 'mlflow.db'}"]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        found = None
+        for _ in range(240):  # the server starts in seconds; a loaded machine may need a minute or two
+            if server.poll() is not None:
+                pytest.fail(f"mlflow ui exited: {server.stderr.read()[-2000:]}")
+            try:
+                request = urllib.request.Request(
+                    f"{base}/api/2.0/mlflow/experiments/get-by-name?experiment_name=lit_vision"
+                )
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    found = json.load(response)
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert found is not None, "mlflow ui did not answer"
+        search = urllib.request.Request(
+            f"{base}/api/2.0/mlflow/runs/search",
+            data=json.dumps({"experiment_ids": [found["experiment"]["experiment_id"]]}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(search, timeout=30) as response:
+            (run,) = json.load(response)["runs"]
+        assert run["info"]["status"] == "FINISHED"
+        query = f"path=confusion_matrix/test/test.png&run_uuid={run['info']['run_id']}"
+        with urllib.request.urlopen(f"{base}/get-artifact?{query}", timeout=30) as response:
+            served = response.read()
+        root = Path(run["info"]["artifact_uri"].removeprefix("file://"))
+        assert served == (root / "confusion_matrix/test/test.png").read_bytes()
+    finally:
+        server.terminate()  # the CLI stops its uvicorn worker with it
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
 
 
 def test_runs_pointed_at_one_store_are_listed_together(tmp_path):

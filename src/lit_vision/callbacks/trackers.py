@@ -38,7 +38,7 @@ MLFLOW_PARAM_CHARS = 250
 
 # What `make install` installs (the project's `trackers` extra); the pins match pyproject.toml.
 PIP_COMMANDS = {
-    "mlflow": "pip install 'mlflow>=3.17,<4'",
+    "mlflow": "pip install 'mlflow>=3.16,<3.17'",
     "wandb": "pip install 'wandb>=0.31,<0.32'",
 }
 
