@@ -15,6 +15,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import lightning as L
+import numpy as np
+import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_warn
@@ -123,7 +125,12 @@ class MonitorCallback(Callback):
         return False
 
     def log_image(
-        self, trainer: L.Trainer, tag: str, image, dataformats: str = "HWC", name: str | None = None
+        self,
+        trainer: L.Trainer,
+        tag: str,
+        image: np.ndarray | torch.Tensor,
+        dataformats: str = "HWC",
+        name: str | None = None,
     ) -> None:
         """Log ``image`` under ``tag`` to every logger that takes images (see :func:`image_log.log_image`)."""
         if self.takes_images(trainer):
