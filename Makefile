@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@# pip's "Location ... is ignored" lines come from this machine's pip config, not from the project.
 	@set -o pipefail; $(PY) -m pip install --upgrade --quiet pip 2>&1 | { grep -v "is ignored: it is neither" || true; }
-	@set -o pipefail; $(PY) -m pip install --quiet -e ".[dev]" 2>&1 | { grep -v "is ignored: it is neither" || true; }
+	@set -o pipefail; $(PY) -m pip install --quiet -e ".[dev,trackers]" 2>&1 | { grep -v "is ignored: it is neither" || true; }
 	@touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install lit_vision with its dev tools (idempotent)

@@ -15,10 +15,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import lightning as L
+import numpy as np
+import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.tensorboard import SummaryWriter
+
+from lit_vision.callbacks.image_log import image_loggers, log_image
 
 
 def tensorboard_writer(trainer: L.Trainer) -> SummaryWriter | None:
@@ -74,6 +78,8 @@ class MonitorCallback(Callback):
 
     - :meth:`writer` returns the TensorBoard SummaryWriter, or None when no TensorBoard logger is
       configured (one warning per run; the callback then skips what needs it);
+    - :meth:`log_image` sends a picture to every logger that takes images (TensorBoard, MLflow, W&B; see
+      :mod:`lit_vision.callbacks.image_log`), and :meth:`takes_images` says whether there is one;
     - :meth:`enabled` is False on non-zero ranks and under ``fast_dev_run`` (like Lightning's own
       callbacks), so pictures are drawn once per run;
     - ``self.schedule`` (see :class:`EpochSchedule`) says when an epoch-level picture is due.
@@ -81,6 +87,8 @@ class MonitorCallback(Callback):
 
     # Trainers already told that they have no TensorBoard logger (one warning per run, not per callback).
     _warned_trainers: weakref.WeakSet = weakref.WeakSet()
+    # Trainers already told that no logger takes images (TensorBoard, MLflow or W&B).
+    _warned_no_images: weakref.WeakSet = weakref.WeakSet()
 
     def __init__(self, every_n_epochs: int = 1, max_overhead: float | None = None) -> None:
         super().__init__()
@@ -102,6 +110,31 @@ class MonitorCallback(Callback):
                 "their TensorBoard output."
             )
         return writer
+
+    def takes_images(self, trainer: L.Trainer) -> bool:
+        """Whether a logger takes images (TensorBoard, MLflow or W&B); warned once per trainer when none."""
+        if image_loggers(trainer):
+            return True
+        if trainer not in MonitorCallback._warned_no_images:
+            MonitorCallback._warned_no_images.add(trainer)
+            rank_zero_warn(
+                f"{type(self).__name__} and the other figure callbacks log images to TensorBoard, MLflow or "
+                "W&B, but none of these loggers is configured (add `logger=tensorboard`, `logger=mlflow` or "
+                "`logger=wandb`); the figures are only saved as PNG files where the callback writes them."
+            )
+        return False
+
+    def log_image(
+        self,
+        trainer: L.Trainer,
+        tag: str,
+        image: np.ndarray | torch.Tensor,
+        dataformats: str = "HWC",
+        name: str | None = None,
+    ) -> None:
+        """Log ``image`` under ``tag`` to every logger that takes images (see :func:`image_log.log_image`)."""
+        if self.takes_images(trainer):
+            log_image(trainer, tag, image, dataformats, name)
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.schedule.start()

@@ -1,7 +1,7 @@
 """Confusion matrices (counts and row-normalised) for validation epochs and the test, as figures.
 
-Each figure goes to TensorBoard (``confusion_matrix/val``, ``confusion_matrix/test``) and to a PNG in the
-run folder (``<run>/confusion_matrix/val_epoch003.png``, ``test.png``). Classification counts images;
+Each figure goes to the loggers that take images (TensorBoard, MLflow, W&B: ``confusion_matrix/val``,
+``confusion_matrix/test``) and to a PNG in the run folder (``<run>/confusion_matrix/val_epoch003.png``, ``test.png``). Classification counts images;
 segmentation counts pixels (ignored pixels left out). Predictions come from the step outputs, see
 :mod:`lit_vision.callbacks.outputs`.
 """
@@ -124,9 +124,7 @@ class ConfusionMatrixCallback(StagedMonitorCallback):
         names = class_names_of(pl_module, counts.shape[0])
         title = f"{stage}, epoch {trainer.current_epoch}" if stage == "val" else "test"
         image = figure_to_array(self.figure(counts, names, title, self._unit))
-        writer = self.writer(trainer)
-        if writer is not None:
-            writer.add_image(f"confusion_matrix/{stage}", image, trainer.global_step, dataformats="HWC")
+        self.log_image(trainer, f"confusion_matrix/{stage}", image, name=Path(filename).stem)
         folder = Path(self.save_dir) if self.save_dir else Path(trainer.default_root_dir) / "confusion_matrix"
         save_png(image, folder / filename)
 

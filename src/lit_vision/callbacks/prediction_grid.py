@@ -52,9 +52,8 @@ class ClassificationPredictionGrid(FirstBatchPicture):
         images, labels = single_view(batch[0][: self.num_images]), batch[1][: self.num_images]
         if labels.ndim != 1 or labels.is_floating_point():
             return  # not per-image class labels (segmentation and regression draw their own figures)
-        writer = self.writer(trainer)
-        if writer is None:
-            return
+        if not self.takes_images(trainer):
+            return  # nowhere to show it: skip the drawing
         if isinstance(outputs, dict) and isinstance(outputs.get("logits"), Tensor):
             logits = outputs["logits"][: self.num_images]  # what the task scored (e.g. the mean of crops)
         else:
@@ -72,9 +71,7 @@ class ClassificationPredictionGrid(FirstBatchPicture):
             labels.cpu().tolist(),
             names,
         )
-        writer.add_image(
-            f"predictions/{stage}", figure_to_array(figure), trainer.global_step, dataformats="HWC"
-        )
+        self.log_image(trainer, f"predictions/{stage}", figure_to_array(figure))
 
     def figure(
         self,

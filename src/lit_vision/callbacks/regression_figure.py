@@ -3,8 +3,8 @@
 With dates (the DataModule's ``split_dates(stage)``, e.g. the temperature table's year/month/day) it is the
 tutorial's plot: the actual values as a line over the dates and the predictions as red dots. Without dates
 it is a scatter of predicted against actual values with the identity line (points on it are exact).
-Figures go to TensorBoard (``actual_vs_predicted/val``, ``actual_vs_predicted/test``) and to PNGs in the
-run folder (``<run>/actual_vs_predicted/val_epoch003.png``, ``test.png``).
+Figures go to the loggers that take images (TensorBoard, MLflow, W&B: ``actual_vs_predicted/val``,
+``actual_vs_predicted/test``) and to PNGs in the run folder (``<run>/actual_vs_predicted/val_epoch003.png``, ``test.png``).
 """
 
 from __future__ import annotations
@@ -108,9 +108,7 @@ class ActualVsPredictedFigure(StagedMonitorCallback):
         title = f"{stage}, epoch {trainer.current_epoch}" if stage == "val" else "test"
         figure = self.figure(actual, predicted, names, title, dates)
         image = figure_to_array(figure)
-        writer = self.writer(trainer)
-        if writer is not None:
-            writer.add_image(f"actual_vs_predicted/{stage}", image, trainer.global_step, dataformats="HWC")
+        self.log_image(trainer, f"actual_vs_predicted/{stage}", image, name=Path(filename).stem)
         folder = (
             Path(self.save_dir) if self.save_dir else Path(trainer.default_root_dir) / "actual_vs_predicted"
         )

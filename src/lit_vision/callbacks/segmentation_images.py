@@ -1,8 +1,8 @@
 """Segmentation pictures: image | truth | prediction | outlined overlay, one row per image, with each row's IoU.
 
 The rows are the first images of the first validation batch, so successive epochs show the same photos.
-Each grid goes to TensorBoard (``segmentation/val``, slider = global step; ``segmentation/test`` once) and to
-a PNG in the run folder (``<run>/segmentation/val_epoch003.png``, ``test.png``), as the confusion matrices
+Each grid goes to the loggers that take images (TensorBoard, MLflow, W&B: ``segmentation/val``, slider =
+global step; ``segmentation/test`` once) and to a PNG in the run folder (``<run>/segmentation/val_epoch003.png``, ``test.png``), as the confusion matrices
 do. The columns are titled; a row's label is its IoU, computed as the task computes ``val/iou``.
 """
 
@@ -120,9 +120,8 @@ class SegmentationImages(FirstBatchPicture):
         title = f"{stage}, epoch {trainer.current_epoch}" if stage == "val" else "test"
         picture, ious = self.grid(pl_module, images, masks, preds[: self.num_images], title)
         self.last_ious[stage] = ious
-        writer = self.writer(trainer)  # warns once when there is no TensorBoard; the PNG is saved anyway
-        if writer is not None:
-            writer.add_image(f"segmentation/{stage}", picture, trainer.global_step, dataformats="HWC")
         folder = Path(self.save_dir) if self.save_dir else Path(trainer.default_root_dir) / "segmentation"
         filename = f"val_epoch{trainer.current_epoch:03d}.png" if stage == "val" else "test.png"
+        # warns once when no logger takes images; the PNG is saved anyway
+        self.log_image(trainer, f"segmentation/{stage}", picture, name=Path(filename).stem)
         save_png(picture, folder / filename, compress_level=1)  # fast: it counts against the time budget

@@ -35,6 +35,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from lit_vision.callbacks.optuna_pruning import pruned_at_epoch
 from lit_vision.callbacks.safety import ExactResume, FiniteLossGuard, InterruptCheckpoint
+from lit_vision.callbacks.trackers import tracker_runs
 from lit_vision.config.presentation import (
     command_line_overrides,
     print_config_tree,
@@ -351,7 +352,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], float | None]:
         for logger in loggers:
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
-        with ddp_job_scope(trainer):
+        with ddp_job_scope(trainer), tracker_runs(loggers):  # MLflow / W&B runs end with the run
             _fit_and_test(cfg, trainer, task, datamodule, ckpt_path, metrics)
         metrics["status"] = "pruned" if "pruned_at_epoch" in metrics else "completed"
     except BaseException as exc:
