@@ -238,7 +238,7 @@ def _epoch(spec: Comparison, runs: dict[str, Measured]) -> list[dict[str, Any]]:
         f"{spec.setting}; lit_vision defaults (channels_last auto, precision {lit.precision}) vs "
         f"{spec.plain.label}"
     )
-    note = "training + validation of one epoch; target <= 1.05, < 1 = faster than the plain loop"
+    note = "training + validation of one epoch; target <= 1.0, < 1 = faster than the plain loop"
     metric = _epoch_metric(spec)
     rows = [_row(spec, setting, metric, steady(lit.epochs), steady(plain.epochs), note)]
     if "plain settings" in runs:

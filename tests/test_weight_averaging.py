@@ -120,7 +120,7 @@ def test_the_decay_warm_up_forgets_the_start_of_a_short_run():
             net.weight.fill_(1.0)  # then the weights move to 1 and stay there for 99 updates
             for _ in range(99):
                 averaged.update_parameters(net)
-        return float(averaged.module.weight)
+        return float(averaged.module.weight.detach())
 
     assert average_after_a_jump(warmup=False) == pytest.approx(1 - 0.999**99, rel=1e-3)  # ~0.094
     assert average_after_a_jump(warmup=True) > 0.99

@@ -235,9 +235,7 @@ class CalibrationReport(MonitorCallback):
         write_json(folder / "test.json", report)
         image = figure_to_array(self.figure(report))
         save_png(image, folder / "test.png")
-        writer = self.writer(trainer)
-        if writer is not None:
-            writer.add_image("calibration/test", image, trainer.global_step, dataformats="HWC")
+        self.log_image(trainer, "calibration/test", image, name="test")
 
     def report(self, logits: Tensor, target: Tensor, temperature: float | None) -> dict[str, Any]:
         """ECE, NLL and reliability bins of ``logits``, and of ``logits / temperature`` when given."""

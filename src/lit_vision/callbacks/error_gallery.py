@@ -208,13 +208,11 @@ class ErrorGallery(MonitorCallback):
         if image is None:
             return  # no mistake at all: the json says so with an empty list
         save_png(image, folder / "test.png")
-        writer = self.writer(trainer)
-        if writer is not None:
-            writer.add_image("errors/test", image, trainer.global_step, dataformats="HWC")
+        self.log_image(trainer, "errors/test", image, name="test")
         if self.grad_cam and self._kind == "classification":
-            self._write_grad_cam(trainer, pl_module, entries, pictures, folder, writer)
+            self._write_grad_cam(trainer, pl_module, entries, pictures, folder)
 
-    def _write_grad_cam(self, trainer, pl_module, entries, pictures, folder, writer) -> None:
+    def _write_grad_cam(self, trainer, pl_module, entries, pictures, folder) -> None:
         # imported here: the Grad-CAM module loads pytorch-grad-cam and OpenCV on first use
         from lit_vision.callbacks.grad_cam import cam_overlays, grad_cam_maps, last_conv_layer
 
@@ -230,8 +228,7 @@ class ErrorGallery(MonitorCallback):
         overlays = [cam_overlays(pictures, grad_cam_maps(net, images, c)) for c in (predicted, true)]
         image = figure_to_array(self.grad_cam_figure(pictures, overlays, entries))
         save_png(image, folder / "grad_cam_test.png")
-        if writer is not None:
-            writer.add_image("grad_cam/test", image, trainer.global_step, dataformats="HWC")
+        self.log_image(trainer, "grad_cam/test", image, name="test")
 
     # ----------------------------------------------------------------- drawing
     def classification_figure(self, pictures: Tensor, entries: list[dict[str, Any]]):
