@@ -49,3 +49,29 @@ def run_train_py(
         text=True,
         timeout=timeout,
     )
+
+
+def train_tiny_segmenter(folder: Path) -> tuple[Path, Path, DictConfig]:
+    """A small binary UNet trained one epoch on 6 generated labelme cats of 32x40 at image_size 32 (resized
+    to 32x32 for the net): its best checkpoint, the data folder and the run's config."""
+    from lit_vision.runs.run import train  # imported here: helpers.py is also used by tests without torch
+    from tests.fakes.segmentation import make_labelme_dataset
+
+    root = make_labelme_dataset(folder / "data", n=6, size=(32, 40))
+    cfg = compose_cfg(
+        [
+            "data=segmentation_folder",
+            f"data.root={root}",
+            "data.image_size=32",
+            "data.num_workers=0",
+            "model=unet",
+            "model.net.init_features=4",
+            "logger=none",
+            "callbacks=[model_checkpoint]",
+            "trainer.max_epochs=1",
+            "trainer.enable_progress_bar=false",
+        ],
+        output_dir=folder / "run",
+    )
+    metrics, _ = train(without_hydra(cfg))
+    return Path(metrics["best_model_path"]), root, cfg

@@ -31,8 +31,7 @@ from tests.fakes import (
     write_garbage_image,
     write_text_file,
 )
-from tests.fakes.segmentation import make_labelme_dataset
-from tests.helpers import ROOT, compose_cfg, without_hydra
+from tests.helpers import ROOT, compose_cfg, train_tiny_segmenter, without_hydra
 
 FLOWERS = {"21": "fire lily", "3": "canterbury bells", "45": "bolero deep blue"}
 TINY_RUN = [
@@ -74,22 +73,8 @@ def classifier(tmp_path_factory):
 @pytest.fixture(scope="module")
 def segmenter(tmp_path_factory):
     """A small binary UNet trained one epoch on labelme cats of 32x40, resized to 32x32 for the net."""
-    tmp = tmp_path_factory.mktemp("segmenter")
-    root = make_labelme_dataset(tmp / "data", n=6, size=(32, 40))
-    cfg = compose_cfg(
-        [
-            "data=segmentation_folder",
-            f"data.root={root}",
-            "data.image_size=32",
-            "data.num_workers=0",
-            "model=unet",
-            "model.net.init_features=4",
-            *TINY_RUN,
-        ],
-        output_dir=tmp / "run",
-    )
-    metrics, _ = train(without_hydra(cfg))
-    return Path(metrics["best_model_path"]), root
+    ckpt, root, _ = train_tiny_segmenter(tmp_path_factory.mktemp("segmenter"))
+    return ckpt, root
 
 
 # ------------------------------------------------------------------------------------------ classification

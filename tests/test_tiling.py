@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -20,8 +18,7 @@ from lit_vision.inference.test_time import TestTimeOptions, augmented, test_time
 from lit_vision.inference.tiling import SlidingWindow, weight_window
 from lit_vision.runs.run import train
 from lit_vision.viz.segmentation import probs_to_mask
-from tests.fakes.segmentation import make_labelme_dataset
-from tests.helpers import compose_cfg, without_hydra
+from tests.helpers import compose_cfg, train_tiny_segmenter, without_hydra
 
 TINY_RUN = [
     "logger=none",
@@ -56,7 +53,9 @@ def test_tiles_without_overlap_are_the_per_tile_predictions():
     tiled = SlidingWindow(32, 32)(net, image)
     for y in range(0, 96, 32):
         for x in range(0, 96, 32):
-            torch.testing.assert_close(tiled[..., y : y + 32, x : x + 32], net(image[..., y : y + 32, x : x + 32]))
+            torch.testing.assert_close(
+                tiled[..., y : y + 32, x : x + 32], net(image[..., y : y + 32, x : x + 32])
+            )
     assert not torch.allclose(tiled, net(image), atol=1e-3)  # the test could fail: tile borders differ
 
 
@@ -159,22 +158,7 @@ def test_tiling_composes_with_tta_per_tile():
 @pytest.fixture(scope="module")
 def segmenter(tmp_path_factory):
     """A small binary UNet trained one epoch on labelme cats of 32x40, at image_size 32."""
-    tmp = tmp_path_factory.mktemp("segmenter")
-    root = make_labelme_dataset(tmp / "data", n=6, size=(32, 40))
-    cfg = compose_cfg(
-        [
-            "data=segmentation_folder",
-            f"data.root={root}",
-            "data.image_size=32",
-            "data.num_workers=0",
-            "model=unet",
-            "model.net.init_features=4",
-            *TINY_RUN,
-        ],
-        output_dir=tmp / "run",
-    )
-    metrics, _ = train(without_hydra(cfg))
-    return Path(metrics["best_model_path"]), root, cfg
+    return train_tiny_segmenter(tmp_path_factory.mktemp("segmenter"))
 
 
 def test_tiled_predict_of_a_3x_photo_equals_the_sliding_window_at_the_photo_size(segmenter, tmp_path):
@@ -210,7 +194,9 @@ def test_predict_refuses_tiling_for_other_tasks_and_bad_options(segmenter, tmp_p
 
 # ------------------------------------------------------------------------------------------ evaluate
 def test_evaluate_takes_the_predict_keys_for_the_test_step():
-    argv = evaluate_argv(["evaluate", "ckpt=/x.ckpt", "tta=true", "tta_flips=[h,v]", "tiling=true", "tile=64"])
+    argv = evaluate_argv(
+        ["evaluate", "ckpt=/x.ckpt", "tta=true", "tta_flips=[h,v]", "tiling=true", "tile=64"]
+    )
     assert argv[1:] == [
         "ckpt_path=/x.ckpt",
         "test_time.tta=true",
@@ -219,7 +205,7 @@ def test_evaluate_takes_the_predict_keys_for_the_test_step():
         "test_time.tile=64",
         "train=false",
     ]
-    with pytest.raises(UserError, match="test_time.tilling is not a test-time option"):
+    with pytest.raises(UserError, match=r"test_time\.tilling is not a test-time option"):
         options_from({"tilling": True})
 
 
@@ -259,7 +245,7 @@ def test_evaluate_with_tta_scores_the_mean_of_the_flipped_outputs(segmenter, tmp
 
 
 def test_evaluate_with_tiling_scores_the_photos_at_their_own_size(segmenter, tmp_path):
-    ckpt, root, cfg = segmenter
+    ckpt, _, cfg = segmenter
     task = load_model(ckpt).task
     datamodule = instantiate(cfg.data)
     described = apply_test_time({"tiling": True, "stride": 16}, task, datamodule)
@@ -272,12 +258,12 @@ def test_evaluate_with_tiling_scores_the_photos_at_their_own_size(segmenter, tmp
         expected = SlidingWindow(32, 16)(lambda t: task.net(t).sigmoid(), x)
     assert out.shape == (1, 1, 32, 40)
     torch.testing.assert_close(out.sigmoid(), expected, atol=1e-5, rtol=1e-4)
-    with pytest.raises(UserError, match="test_time.full_size"):
+    with pytest.raises(UserError, match=r"test_time\.full_size"):
         apply_test_time({"full_size": "yes"}, task, datamodule)
 
 
 def test_evaluate_full_size_alone_is_the_resize_baseline_scored_at_the_photo_size(segmenter):
-    ckpt, root, cfg = segmenter
+    ckpt, _, cfg = segmenter
     task = load_model(ckpt).task
     datamodule = instantiate(cfg.data)
     described = apply_test_time({"full_size": True}, task, datamodule)
@@ -301,7 +287,9 @@ def test_classification_tta_in_the_test_step_averages_softmax_probabilities():
     x = torch.randn(5, 3, 8, 8)
     with torch.no_grad():
         out = TestTimeForward(forward, TestTimeOptions(tta=True, flips=("h", "v")), "classification", 8)(x)
-        expected = (forward(x).softmax(1) + forward(x.flip(-1)).softmax(1) + forward(x.flip(-2)).softmax(1)) / 3
+        expected = (
+            forward(x).softmax(1) + forward(x.flip(-1)).softmax(1) + forward(x.flip(-2)).softmax(1)
+        ) / 3
     torch.testing.assert_close(out.softmax(1), expected, atol=1e-6, rtol=1e-5)
     with pytest.raises(UserError, match="a classification model takes one input size"):
         TestTimeForward(forward, TestTimeOptions(tta=True, scales=(0.5, 1.0)), "classification", 8)(x)

@@ -8,9 +8,9 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from torch.optim.swa_utils import AveragedModel
 
 from lit_vision.callbacks.weight_averaging import EMA, SWA, WarmedUpEMAUpdate
-from torch.optim.swa_utils import AveragedModel
 from lit_vision.inference.checkpoint import load_task_from_checkpoint
 from lit_vision.runs.run import train
 from tests.helpers import compose_cfg, without_hydra

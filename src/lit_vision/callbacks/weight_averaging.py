@@ -214,7 +214,7 @@ def starting_weight_left(update: WarmedUpEMAUpdate, total_steps: float, ema: EMA
     if not updates:
         return None
     if not update.warmup:
-        return update.decay ** updates
+        return update.decay**updates
     left = 1.0
     for n in range(1, updates):  # the first update copies the weights; each later one keeps decay_at(n)
         left *= update.decay_at(n)

@@ -86,16 +86,15 @@ class TestTimeForward:
             return to_probabilities(self.forward(x), self.kind)
 
         scorer = test_time_scorer(probabilities, self.options, self.kind, self.image_size)
-        if self.full_size:
-            values = self._resized(scorer, images)
-        else:
-            values = scorer(images)
+        values = self._resized(scorer, images) if self.full_size else scorer(images)
         return to_outputs(values, self.kind)
 
     def _resized(self, scorer: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor) -> torch.Tensor:
         size = as_size(self.image_size)
         if size is None:
-            raise UserError("test_time.full_size=true needs the model's training image_size; the checkpoint has none.")
+            raise UserError(
+                "test_time.full_size=true needs the model's training image_size; the checkpoint has none."
+            )
         height, width = images.shape[-2:]
         out = scorer(images if (height, width) == size else resize(images, size))
         return out if tuple(out.shape[-2:]) == (height, width) else resize(out, (height, width))

@@ -71,7 +71,9 @@ class TestTimeOptions:
                     f"e.g. {prefix}tta_flips=[h,v]; [] for scales only."
                 )
         scales = as_list(values.get("tta_scales", [1.0]), f"{prefix}tta_scales")
-        if not scales or any(isinstance(s, bool) or not isinstance(s, (int, float)) or s <= 0 for s in scales):
+        if not scales or any(
+            isinstance(s, bool) or not isinstance(s, (int, float)) or s <= 0 for s in scales
+        ):
             raise UserError(
                 f"{prefix}tta_scales={list(scales)!r} must list positive input scales, e.g. [0.75,1.0,1.25] "
                 "(1.0: the input as it is)."

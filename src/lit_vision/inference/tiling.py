@@ -28,7 +28,9 @@ def as_pair(value: int | Sequence[int], key: str) -> tuple[int, int]:
     if len(values) == 1:
         values = values * 2
     if len(values) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
-        raise UserError(f"{key}={value!r} must be a positive number of pixels or [height, width], e.g. {key}=256.")
+        raise UserError(
+            f"{key}={value!r} must be a positive number of pixels or [height, width], e.g. {key}=256."
+        )
     return int(values[0]), int(values[1])
 
 
@@ -78,7 +80,9 @@ class SlidingWindow:
     ) -> None:
         self.tile = as_pair(tile, "tile")
         self.stride = (
-            (max(1, self.tile[0] // 2), max(1, self.tile[1] // 2)) if stride is None else as_pair(stride, "stride")
+            (max(1, self.tile[0] // 2), max(1, self.tile[1] // 2))
+            if stride is None
+            else as_pair(stride, "stride")
         )
         if self.stride[0] > self.tile[0] or self.stride[1] > self.tile[1]:
             raise UserError(

@@ -7,7 +7,6 @@ training device, masks int64 ``(N, H, W)`` with IGNORE_INDEX (255) for pixels th
 from __future__ import annotations
 
 import copy
-
 import logging
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
@@ -230,7 +229,9 @@ class SegmentationDataModule(L.LightningDataModule):
         return self._loader(self._dataset("val"), self.eval_batch_size, shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self._dataset("test"), self.test_batch_size or self.eval_batch_size, shuffle=False)
+        return self._loader(
+            self._dataset("test"), self.test_batch_size or self.eval_batch_size, shuffle=False
+        )
 
     def keep_test_size(self) -> None:
         """Test images and masks at their own size (the eval pipeline without the final resize to
