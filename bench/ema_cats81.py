@@ -1,4 +1,4 @@
-"""EMA vs no EMA on real photos: cats81 k-fold, the default cats recipe (``model=unet data=cats``).
+"""Weight averaging (EMA, SWA) vs none on real photos: cats81 k-fold, the default cats recipe (``model=unet data=cats``).
 
 For each fold (``data.num_folds=3 data.fold=i`` on ``../shared/data/cats81``, train+val re-cut, the fold
 validating) and each setting, one fit through ``lit_vision.runs.run.train`` with the CSV logger; from its
@@ -28,6 +28,7 @@ SETTINGS: dict[str, list[str]] = {
     "EMA decay 0.99": ["callbacks=[model_checkpoint,ema]", "callbacks.ema.decay=0.99"],
     "EMA decay 0.999, no warm-up": ["callbacks=[model_checkpoint,ema]", "callbacks.ema.decay_warmup=false"],
     "EMA decay 0.999 (default: warm-up)": ["callbacks=[model_checkpoint,ema]"],
+    "SWA (last 20% of epochs)": ["callbacks=[model_checkpoint,swa]"],
 }
 
 
