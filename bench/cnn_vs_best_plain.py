@@ -15,11 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from bench.mnist_vs_plain import BATCH_SIZE, VAL_FRACTION, warm_up, write_digits
-from bench.plain_loop import read_torchvision_splits
-from bench.vs_plain import SEED, Comparison, PlainSpec, run_comparison
+from bench.mnist_vs_plain import BATCH_SIZE, mnist_cnn_loop, warm_up, write_digits
+from bench.vs_plain import Comparison, PlainSpec, run_comparison
 
 CASE = "cnn_vs_best_plain"
 EPOCHS = 4
@@ -28,17 +25,9 @@ COPIES = 5  # 1,438 x 6 = 8,628 training digits incl. validation: the issue's 8k
 
 def best_loop(root: Path) -> PlainSpec:
     """The best plain loop for the tutorial CNN on the IDX files under ``root``."""
-    from lit_vision.nets.cnn import SimpleCNN
     from lit_vision.utils.hardware import cpu_has_native_bf16
 
-    return PlainSpec(
-        read=lambda: read_torchvision_splits("MNIST", root, VAL_FRACTION, SEED),
-        net=lambda: SimpleCNN(in_channels=1, num_classes=10, image_size=28),
-        optimizer=lambda params: torch.optim.Adam(params, lr=1e-3),
-        batch_size=BATCH_SIZE,
-        channels_last=True,
-        bf16=cpu_has_native_bf16(),
-    )
+    return mnist_cnn_loop(root, channels_last=True, bf16=cpu_has_native_bf16())
 
 
 def run(quick: bool) -> list[dict[str, Any]]:

@@ -37,8 +37,9 @@ def write_digits(root: Path, copies: int) -> dict[str, int]:
     return write_digits_as_mnist(root, test_fraction=0.2, seed=0, copies=copies, gz=False)
 
 
-def tutorial_loop(root: Path) -> PlainSpec:
-    """The tutorials' loop for the MNIST CNN on the IDX files under ``root``."""
+def mnist_cnn_loop(root: Path, channels_last: bool = False, bf16: bool = False) -> PlainSpec:
+    """A plain loop for the tutorial CNN on the IDX files under ``root``: the tutorials' (NCHW, fp32) by
+    default; ``channels_last``/``bf16`` give the best plain loop's settings."""
     from lit_vision.nets.cnn import SimpleCNN
 
     return PlainSpec(
@@ -46,13 +47,15 @@ def tutorial_loop(root: Path) -> PlainSpec:
         net=lambda: SimpleCNN(in_channels=1, num_classes=10, image_size=28),
         optimizer=lambda params: torch.optim.Adam(params, lr=1e-3),
         batch_size=BATCH_SIZE,
+        channels_last=channels_last,
+        bf16=bf16,
     )
 
 
 def warm_up(folder: Path) -> None:
     """One untimed plain epoch on the un-copied digits (oneDNN kernels, the allocator)."""
     write_digits(folder, 0)
-    spec = Comparison("warm-up", "", (), tutorial_loop(folder), epochs=1, rows=())
+    spec = Comparison("warm-up", "", (), mnist_cnn_loop(folder), epochs=1, rows=())
     run_plain(spec, folder)
 
 
@@ -68,7 +71,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
                 f"{EPOCHS} epochs, batch {BATCH_SIZE}, Adam 0.001"
             ),
             overrides=("experiment=mnist_cnn", f"data.root={root}"),
-            plain=tutorial_loop(root),
+            plain=mnist_cnn_loop(root),
             epochs=EPOCHS,
             rows=("accuracy", "wall", "epoch", "wait"),
             overhead=True,
